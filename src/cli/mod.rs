@@ -1,0 +1,83 @@
+//! cli: the `beid-agent` command line. The only layer that uses `anyhow`-style reporting;
+//! it turns each layer's typed errors into one clear line and a documented exit code.
+
+mod diagnose;
+mod exit;
+mod read;
+mod simulate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use exit::Failure;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "beid-agent",
+    version,
+    about = "Belgian eID reader agent for service counters and kiosks"
+)]
+pub struct Cli {
+    /// More log output on stderr (-v debug, -vv trace). Logs never hold personal data.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read the card in a reader and report what it is (national number masked).
+    Read(read::ReadArgs),
+    /// Check pcscd, the readers and the card in them; exit 0 only when all is well.
+    Diagnose(diagnose::DiagnoseArgs),
+    /// Serve a simulated Belgian eID from a dump folder to pcscd through vpcd.
+    SimulateCard(simulate::SimulateArgs),
+}
+
+/// Parses the arguments, runs the command, and maps failures to exit codes.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.log_format);
+    let outcome = match cli.command {
+        Command::Read(args) => read::run(&args),
+        Command::Diagnose(args) => diagnose::run(&args),
+        Command::SimulateCard(args) => simulate::run(&args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if !failure.already_reported() {
+                eprintln!("error: {failure}");
+            }
+            failure.exit_code()
+        }
+    }
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "beid_agent=debug,info",
+        _ => "beid_agent=trace,debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -1,0 +1,221 @@
+//! `beid-agent read`: read the card in a reader, for technicians.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::exit::Failure;
+use crate::beid::{AtrHint, BeidCard, CardData, CardError, Checksum, IdentityFiles};
+use crate::reader::pcsc::{PcscSession, ReaderStatus, SlotState};
+use crate::reader::{CardTransport, IoStats};
+use crate::session::run_on_card;
+
+#[derive(Debug, clap::Args)]
+pub struct ReadArgs {
+    /// The reader to use; without it, the one reader that holds a card.
+    #[arg(long)]
+    reader: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Show the full national number instead of the masked one.
+    #[arg(long)]
+    show_national_number: bool,
+    /// Wait up to this many seconds for a card to be inserted.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    wait: f64,
+    /// Give up when the card has not answered within this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    timeout: f64,
+}
+
+/// What `read --json` prints (documented in the README).
+#[derive(Debug, Serialize)]
+struct ReadReport {
+    reader: String,
+    atr: String,
+    atr_known: bool,
+    applet_version: String,
+    life_cycle: String,
+    card: CardValidity,
+    national_number: NationalNumberReport,
+    apdus: u32,
+    bytes: u64,
+    bytes_sent: u64,
+    elapsed_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct CardValidity {
+    valid_from: Option<String>,
+    valid_until: Option<String>,
+    expired: bool,
+    document_type: String,
+}
+
+#[derive(Debug, Serialize)]
+struct NationalNumberReport {
+    checksum: &'static str,
+    born_2000_or_later: bool,
+    masked: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+}
+
+pub fn run(args: &ReadArgs) -> Result<(), Failure> {
+    let reader = choose_reader(args.reader.as_deref(), seconds(args.wait))?;
+    let job = run_on_card(&reader, seconds(args.timeout), read_identity)?;
+    let (card_data, files, stats) = job.result;
+    let report = report(
+        &reader,
+        &job.atr,
+        &card_data,
+        &files,
+        stats,
+        job.elapsed,
+        args.show_national_number,
+    )?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|e| Failure::Other(format!("cannot write JSON: {e}")))?;
+        println!("{json}");
+    } else {
+        print_text(&report);
+    }
+    Ok(())
+}
+
+fn read_identity(
+    card: &mut BeidCard<&mut dyn CardTransport>,
+) -> Result<(CardData, IdentityFiles, IoStats), CardError> {
+    let files = card.read_identity()?;
+    Ok((card.card_data().clone(), files, card.stats()))
+}
+
+fn seconds(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::from_secs(3600))
+}
+
+/// The named reader, or the one reader holding a card; several cards is an error that
+/// lists them (a technician must say which).
+pub(super) fn choose_reader(named: Option<&str>, wait: Duration) -> Result<String, Failure> {
+    let session = PcscSession::establish()?;
+    let readers = session.readers()?;
+    if readers.is_empty() {
+        return Err(crate::reader::ReaderError::NoReaders.into());
+    }
+    if let Some(name) = named {
+        if !readers.iter().any(|r| r == name) {
+            return Err(Failure::NoReader(format!(
+                "no reader named {name:?}; readers: {}",
+                readers.join(", ")
+            )));
+        }
+    }
+    let statuses = session.wait_for_card(named, wait)?;
+    let with_card: Vec<&ReaderStatus> = statuses
+        .iter()
+        .filter(|s| !matches!(s.state, SlotState::Empty | SlotState::Unavailable))
+        .collect();
+    match with_card.as_slice() {
+        [] => Err(Failure::NoCard(match named {
+            Some(name) => format!("no card in reader {name:?}: insert the card, chip first and up"),
+            None => format!(
+                "no card in any reader ({}): insert the card, chip first and up",
+                readers.join(", ")
+            ),
+        })),
+        [one] if one.state == SlotState::CardInUseExclusively => Err(Failure::ReaderBusy(format!(
+            "another application holds reader {:?} exclusively: close the other eID software",
+            one.name
+        ))),
+        [one] => Ok(one.name.clone()),
+        several => Err(Failure::SeveralCards(format!(
+            "cards are present in several readers; choose one with --reader: {}",
+            several
+                .iter()
+                .map(|s| format!("{:?}", s.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+fn report(
+    reader: &str,
+    atr: &[u8],
+    card_data: &CardData,
+    files: &IdentityFiles,
+    stats: IoStats,
+    elapsed: Duration,
+    show_national_number: bool,
+) -> Result<ReadReport, Failure> {
+    let identity = &files.identity;
+    let number = identity.national_number()?;
+    let checksum = number.checksum();
+    let today = time::OffsetDateTime::now_utc().date();
+    Ok(ReadReport {
+        reader: reader.to_owned(),
+        atr: hex(atr),
+        atr_known: AtrHint::from_atr(atr).is_known(),
+        applet_version: card_data.applet_version().to_string(),
+        life_cycle: card_data.life_cycle().to_string(),
+        card: CardValidity {
+            valid_from: identity.validity_begin.map(|d| d.to_string()),
+            valid_until: identity.validity_end.map(|d| d.to_string()),
+            expired: identity.is_expired_on(today),
+            document_type: identity.document_type.clone(),
+        },
+        national_number: NationalNumberReport {
+            checksum: if checksum.is_valid() {
+                "valid"
+            } else {
+                "invalid"
+            },
+            born_2000_or_later: checksum == Checksum::Valid2000OrLater,
+            masked: number.masked(),
+            value: show_national_number.then(|| number.expose().to_owned()),
+        },
+        apdus: stats.apdus,
+        bytes: stats.bytes_received,
+        bytes_sent: stats.bytes_sent,
+        elapsed_ms: (elapsed.as_secs_f64() * 1e5).round() / 100.0,
+    })
+}
+
+fn print_text(report: &ReadReport) {
+    let number = report
+        .national_number
+        .value
+        .as_deref()
+        .unwrap_or(&report.national_number.masked);
+    println!("Reader:          {}", report.reader);
+    println!(
+        "Card:            Belgian eID, applet {} ({}), ATR {}",
+        report.applet_version,
+        report.life_cycle,
+        if report.atr_known { "known" } else { "unknown" }
+    );
+    println!(
+        "Valid:           {} to {}{}",
+        report.card.valid_from.as_deref().unwrap_or("?"),
+        report.card.valid_until.as_deref().unwrap_or("?"),
+        if report.card.expired {
+            " (EXPIRED)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "National number: {number} (checksum {})",
+        report.national_number.checksum
+    );
+    println!(
+        "Read:            {} APDUs, {} bytes from the card, {:.1} ms",
+        report.apdus, report.bytes, report.elapsed_ms
+    );
+}
+
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}

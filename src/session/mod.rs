@@ -1,0 +1,9 @@
+//! session: reader events → card read → verification → advice.
+//!
+//! No HTTP here. Card I/O runs on its own thread with its own PC/SC context (DESIGN.md
+//! "Threads"), and every wait on a card is bounded: a card that stops answering must not
+//! freeze the caller.
+
+mod card_io;
+
+pub use card_io::{run_on_card, CardJob};

@@ -4,6 +4,7 @@
 mod diagnose;
 mod exit;
 mod read;
+mod readers;
 mod simulate;
 
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ enum LogFormat {
 enum Command {
     /// Read the card in a reader and report what it is (national number masked).
     Read(read::ReadArgs),
+    /// List the readers and their cards; optionally wait for a card to arrive or leave.
+    Readers(readers::ReadersArgs),
     /// Check pcscd, the readers and the card in them; exit 0 only when all is well.
     Diagnose(diagnose::DiagnoseArgs),
     /// Serve a simulated Belgian eID from a dump folder to pcscd through vpcd.
@@ -51,6 +54,7 @@ pub fn run() -> ExitCode {
     init_logging(cli.verbose, cli.log_format);
     let outcome = match cli.command {
         Command::Read(args) => read::run(&args),
+        Command::Readers(args) => readers::run(&args),
         Command::Diagnose(args) => diagnose::run(&args),
         Command::SimulateCard(args) => simulate::run(&args),
     };

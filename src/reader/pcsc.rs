@@ -154,6 +154,40 @@ impl PcscSession {
         }
     }
 
+    /// Waits until `reader` holds a card (`want_card`) or is empty, at most `timeout`;
+    /// returns its last status either way. Event-driven: no polling.
+    pub fn wait_for(
+        &self,
+        reader: &str,
+        want_card: bool,
+        timeout: Duration,
+    ) -> Result<ReaderStatus, ReaderError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut states = reader_states(&[reader.to_owned()], pcsc::State::UNAWARE)?;
+        let mut wait = Duration::ZERO;
+        loop {
+            match self.context.get_status_change(wait, &mut states) {
+                Ok(()) | Err(pcsc::Error::Timeout) => {}
+                Err(pcsc::Error::UnknownReader) => {
+                    return Err(ReaderError::UnknownReader(reader.to_owned()))
+                }
+                Err(error) => return Err(map_error(error)),
+            }
+            let status = states
+                .first()
+                .map(status_of)
+                .ok_or(ReaderError::NoReaders)?;
+            let has_card = !matches!(status.state, SlotState::Empty | SlotState::Unavailable);
+            wait = deadline.saturating_duration_since(std::time::Instant::now());
+            if has_card == want_card || wait.is_zero() {
+                return Ok(status);
+            }
+            for state in &mut states {
+                state.sync_current_state();
+            }
+        }
+    }
+
     /// Connects to the card in `reader`: shared, T=0 (the Belpic card speaks T=0 only).
     pub fn connect(&self, reader: &str) -> Result<PcscCard, ReaderError> {
         let name = CString::new(reader).map_err(|_| ReaderError::UnknownReader(reader.into()))?;
@@ -172,11 +206,13 @@ impl PcscSession {
             other => map_error(other),
         })?;
         let atr = card.status2_owned().map_err(map_error)?.atr().to_vec();
+        let insertion = event_count(&self.context, &name).unwrap_or(0);
         Ok(PcscCard {
             card,
             atr,
             reader: name,
             context: self.context.clone(),
+            insertion,
         })
     }
 }
@@ -232,6 +268,19 @@ pub struct PcscCard {
     atr: Vec<u8>,
     reader: CString,
     context: pcsc::Context,
+    /// pcscd's event counter for the reader when we connected: it changes with every
+    /// insertion and removal, so a card swapped faster than pcscd polls is still noticed.
+    insertion: u32,
+}
+
+/// The reader's event counter now, if pcscd answers.
+fn event_count(context: &pcsc::Context, reader: &CString) -> Option<u32> {
+    let mut states = vec![pcsc::ReaderState::new(reader.clone(), pcsc::State::UNAWARE)];
+    context
+        .get_status_change(Duration::ZERO, &mut states)
+        .or_else(ignore_timeout)
+        .ok()?;
+    states.first().map(pcsc::ReaderState::event_count)
 }
 
 impl PcscCard {
@@ -251,6 +300,7 @@ impl PcscCard {
             atr,
             reader,
             context,
+            insertion,
         } = self;
         let transaction = match card.transaction2() {
             Ok(transaction) => transaction,
@@ -265,6 +315,7 @@ impl PcscCard {
             atr,
             reader,
             context,
+            insertion: *insertion,
             buffer: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED],
         };
         let result = work(&mut transport);
@@ -296,40 +347,66 @@ struct TransactionTransport<'a> {
     atr: &'a [u8],
     reader: &'a CString,
     context: &'a pcsc::Context,
+    insertion: u32,
     buffer: Vec<u8>,
 }
 
 impl TransactionTransport<'_> {
-    /// A failed exchange may mean the card was pulled out; pcscd may take a poll cycle to
-    /// notice. Waits (bounded) for the reader's verdict so the error says what happened.
-    fn explain_failure(&self, error: pcsc::Error) -> ReaderError {
+    /// Whether the card we connected to has left: a failed or empty exchange may mean it
+    /// was pulled out, and pcscd may need a poll cycle (vpcd: 400 ms) to notice. Waits,
+    /// bounded, for the reader's event counter to move away from the one at connect time.
+    fn card_left(&self) -> bool {
         let mut states = vec![pcsc::ReaderState::new(
             self.reader.clone(),
-            pcsc::State::PRESENT,
+            pcsc::State::UNAWARE,
         )];
-        let verdict = self.context.get_status_change(REMOVAL_NOTICE, &mut states);
-        let gone = verdict.is_ok()
-            && states
-                .first()
-                .is_some_and(|s| s.event_state().contains(pcsc::State::EMPTY));
-        if gone {
-            ReaderError::CardRemoved(Some(error))
-        } else {
-            map_error(error)
+        let moved = |states: &[pcsc::ReaderState]| {
+            states.first().is_some_and(|s| {
+                s.event_count() != self.insertion || s.event_state().contains(pcsc::State::EMPTY)
+            })
+        };
+        if self
+            .context
+            .get_status_change(Duration::ZERO, &mut states)
+            .or_else(ignore_timeout)
+            .is_err()
+        {
+            return false;
         }
+        if moved(&states) {
+            return true;
+        }
+        for state in &mut states {
+            state.sync_current_state();
+        }
+        let outcome = self.context.get_status_change(REMOVAL_NOTICE, &mut states);
+        tracing::debug!(
+            ?outcome,
+            at_connect = self.insertion,
+            now = states.first().map(|s| s.event_count()),
+            state = ?states.first().map(|s| s.event_state()),
+            "did the card leave?"
+        );
+        outcome.is_ok() && moved(&states)
     }
 }
 
 impl CardTransport for TransactionTransport<'_> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ReaderError> {
-        match self.transaction.transmit(apdu, &mut self.buffer) {
-            Ok(response) => Ok(response.to_vec()),
-            Err(
-                error @ (pcsc::Error::NotTransacted
-                | pcsc::Error::CommDataLost
-                | pcsc::Error::UnresponsiveCard
-                | pcsc::Error::UnpoweredCard),
-            ) => Err(self.explain_failure(error)),
+        let outcome = self
+            .transaction
+            .transmit(apdu, &mut self.buffer)
+            .map(<[u8]>::to_vec);
+        match outcome {
+            // vpcd answers an exchange cut by a removal with success and no bytes.
+            Ok(response) if response.len() < 2 && self.card_left() => {
+                Err(ReaderError::CardRemoved(None))
+            }
+            Ok(response) => Ok(response),
+            Err(error @ (pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard)) => {
+                Err(ReaderError::CardRemoved(Some(error)))
+            }
+            Err(error) if self.card_left() => Err(ReaderError::CardRemoved(Some(error))),
             Err(error) => Err(map_error(error)),
         }
     }

@@ -99,20 +99,28 @@ pub fn serve(card: &mut SimCard, mut stream: TcpStream) -> Result<Departure, Vpc
 /// Reads one frame; `None` when vpcd closed the connection.
 fn read_frame(stream: &mut TcpStream) -> Result<Option<Vec<u8>>, VpcdError> {
     let mut length = [0u8; 2];
-    match stream.read_exact(&mut length) {
-        Ok(()) => {}
-        Err(e) if is_hang_up(&e) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    if !read_acking(stream, &mut length)? {
+        return Ok(None);
     }
     let mut payload = vec![0u8; usize::from(u16::from_be_bytes(length))];
-    match stream.read_exact(&mut payload) {
+    if !read_acking(stream, &mut payload)? {
+        return Ok(None);
+    }
+    Ok(Some(payload))
+}
+
+/// Fills `buffer` and acknowledges at once: vpcd sends the length and the payload in two
+/// segments, and its Nagle holds the payload until the length is acknowledged. Linux
+/// clears quick-ACK mode by itself, so it is re-armed after every read. `false` when vpcd
+/// hung up.
+fn read_acking(stream: &mut TcpStream, buffer: &mut [u8]) -> Result<bool, VpcdError> {
+    match stream.read_exact(buffer) {
         Ok(()) => {}
-        Err(e) if is_hang_up(&e) => return Ok(None),
+        Err(e) if is_hang_up(&e) => return Ok(false),
         Err(e) => return Err(e.into()),
     }
-    // Re-armed after every read: Linux turns quick ACKs off again by itself.
     socket2::SockRef::from(&*stream).set_quickack(true)?;
-    Ok(Some(payload))
+    Ok(true)
 }
 
 fn is_hang_up(error: &std::io::Error) -> bool {

@@ -1,0 +1,343 @@
+//! Shared test harness: an isolated pcscd with the vpcd virtual reader, simulated cards
+//! served to it by the `beid-agent simulate-card` command, and the agent's binary.
+//!
+//! Each [`Pcscd`] runs in its own mount namespace with a private `/run/pcscd` and its own
+//! vpcd port pair, so tests run side by side (and next to a system pcscd). Everything a
+//! test starts is stopped when its handle drops, panics included.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+pub const AGENT: &str = env!("CARGO_BIN_EXE_beid-agent");
+
+/// Every subprocess a test runs gets this long at most: vpcd never times out a mute card.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(30);
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+pub fn card_dir(name: &str) -> PathBuf {
+    fixtures().join("cards").join(name)
+}
+
+/// The cards that have an expected-values file, i.e. every fixture card.
+pub fn fixture_cards() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixtures().join("expected"))
+        .expect("fixtures/expected")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+pub fn expected(card: &str) -> serde_json::Value {
+    let path = fixtures().join("expected").join(format!("{card}.json"));
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// A pcscd instance of our own.
+pub struct Pcscd {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Pcscd {
+    pub fn start() -> Self {
+        Self::start_with_readers(true)
+    }
+
+    /// A pcscd with no reader configured.
+    pub fn start_without_readers() -> Self {
+        Self::start_with_readers(false)
+    }
+
+    fn start_with_readers(readers: bool) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("beid-pcscd-")
+            .tempdir()
+            .unwrap();
+        let port = free_port_pair();
+        let conf = dir.path().join("conf");
+        std::fs::create_dir(&conf).unwrap();
+        std::fs::create_dir(dir.path().join("run")).unwrap();
+        if readers {
+            std::fs::write(
+                conf.join("vpcd"),
+                format!(
+                    "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME   /dev/null:0x{port:04X}\n\
+                     LIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID    0x{port:04X}\n"
+                ),
+            )
+            .unwrap();
+        }
+        let mut pcscd = Self {
+            child: None,
+            dir,
+            port,
+        };
+        pcscd.launch();
+        pcscd
+    }
+
+    /// Starts the daemon (again, after [`Pcscd::kill`]) and waits for its socket.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "pcscd already running");
+        let run = self.dir.path().join("run");
+        let _ = std::fs::remove_file(self.socket());
+        // pcscd always binds /run/pcscd/pcscd.comm: give it a private /run/pcscd.
+        let script = format!(
+            "mkdir -p /run/pcscd && mount --bind '{}' /run/pcscd && exec pcscd --foreground -c '{}'",
+            run.display(),
+            self.dir.path().join("conf").display()
+        );
+        let mut command = if is_root() {
+            let mut c = Command::new("unshare");
+            c.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+            c
+        } else {
+            let mut c = Command::new("unshare");
+            c.args([
+                "--user",
+                "--map-root-user",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &script,
+            ]);
+            c
+        };
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(self.dir.path().join("pcscd.log")).unwrap(),
+            ))
+            .spawn()
+            .expect("pcscd must be installed (the test command installs it)");
+        self.child = Some(child);
+        let readers = self.dir.path().join("conf/vpcd").exists();
+        wait_until(Duration::from_secs(10), || {
+            self.socket().exists() && (!readers || self.vpcd_listening())
+        })
+        .unwrap_or_else(|| panic!("pcscd did not start: {}", self.log()));
+    }
+
+    fn vpcd_listening(&self) -> bool {
+        std::net::TcpStream::connect(("127.0.0.1", self.port + 1)).is_ok()
+    }
+
+    /// Stops the daemon (SIGTERM: it removes its socket) and waits for it; SIGKILL if a
+    /// reader frozen by a mute card keeps it from exiting.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let exited = wait_until(Duration::from_secs(3), || {
+                matches!(child.try_wait(), Ok(Some(_)))
+            });
+            if exited.is_none() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("run").join("pcscd.comm")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pcscd.log")).unwrap_or_default()
+    }
+
+    /// vpcd's address for reader slot 0 or 1.
+    pub fn vpcd(&self, slot: u16) -> String {
+        format!("127.0.0.1:{}", self.port + slot)
+    }
+
+    /// The agent's binary, talking to this pcscd.
+    pub fn agent(&self) -> Command {
+        let mut command = Command::new(AGENT);
+        command.env("PCSCLITE_CSOCK_NAME", self.socket());
+        command.env_remove("RUST_LOG");
+        command
+    }
+
+    /// Inserts a fixture card into reader slot 0.
+    pub fn insert(&self, card: &str) -> SimulatedCard {
+        self.insert_with(card, 0, &[])
+    }
+
+    /// Inserts a card with extra `simulate-card` arguments (faults) into a slot.
+    pub fn insert_with(&self, card: &str, slot: u16, extra: &[&str]) -> SimulatedCard {
+        let child = Command::new(AGENT)
+            .arg("simulate-card")
+            .arg("--card")
+            .arg(card_dir(card))
+            .arg("--vpcd")
+            .arg(self.vpcd(slot))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        SimulatedCard {
+            child,
+            socket: self.socket(),
+            stopped: false,
+            reader: format!("Virtual PCD 00 {slot:02}"),
+        }
+    }
+}
+
+impl Drop for Pcscd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A card in a reader; removed (its process killed) when dropped. Removal returns once
+/// pcscd has seen the reader empty: vpcd swaps a card that reconnects before its next
+/// poll without reporting a removal, which no physical reader does.
+pub struct SimulatedCard {
+    child: Child,
+    socket: PathBuf,
+    stopped: bool,
+    reader: String,
+}
+
+impl SimulatedCard {
+    pub fn remove(mut self) {
+        self.stop();
+    }
+
+    /// Waits for the card process to end by itself (its removal fault fired).
+    pub fn wait_gone(mut self) -> String {
+        let _ = wait_until(COMMAND_LIMIT, || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        });
+        self.stop();
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        stderr
+    }
+
+    fn stop(&mut self) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let output = run(Command::new(AGENT)
+            .env("PCSCLITE_CSOCK_NAME", &self.socket)
+            .args([
+                "readers",
+                "--wait-for",
+                "empty",
+                "--reader",
+                &self.reader,
+                "--timeout",
+                "5",
+            ]));
+        assert!(
+            output.status.success(),
+            "card not removed: {}",
+            stderr(&output)
+        );
+    }
+}
+
+impl Drop for SimulatedCard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs a command with a time limit (coreutils `timeout`), returning its output.
+pub fn run(command: &mut Command) -> Output {
+    let program = command.get_program().to_owned();
+    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<_> = command
+        .get_envs()
+        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+        .collect();
+    let mut limited = Command::new("timeout");
+    limited
+        .arg("--kill-after=2")
+        .arg(COMMAND_LIMIT.as_secs().to_string())
+        .arg(program)
+        .args(args);
+    for (key, value) in envs {
+        match value {
+            Some(value) => limited.env(key, value),
+            None => limited.env_remove(key),
+        };
+    }
+    limited.output().unwrap()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): stdout {:?} stderr {:?}",
+            stdout(output),
+            stderr(output)
+        )
+    })
+}
+
+/// Polls a condition until it holds or the limit passes: for waiting on processes we do not
+/// control (a daemon's socket appearing), never to order our own steps.
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Option<()> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return Some(());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    condition().then_some(())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
+}
+
+/// Two consecutive free TCP ports (vpcd listens on PORT and PORT+1 on all interfaces),
+/// spread by process id and a counter so parallel tests do not collide.
+fn free_port_pair() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 1_500) as u16 * 20;
+    loop {
+        let offset = NEXT.fetch_add(2, Ordering::SeqCst);
+        let port = base + offset % 20_000;
+        let free = |p: u16| TcpListener::bind(("0.0.0.0", p)).is_ok();
+        if free(port) && free(port + 1) {
+            return port;
+        }
+    }
+}

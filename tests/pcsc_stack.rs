@@ -1,0 +1,255 @@
+//! The real stack: pcscd + vsmartcard's vpcd + our simulated card, read by the agent's
+//! binary exactly as a technician runs it. Checked independently with OpenSC.
+
+mod common;
+
+use common::{expected, fixture_cards, json, run, stderr, stdout, Pcscd};
+
+#[test]
+fn every_fixture_card_reads_through_pcscd() {
+    let pcscd = Pcscd::start();
+    for card in fixture_cards() {
+        let want = expected(&card);
+        let inserted = pcscd.insert(&card);
+        let output =
+            run(pcscd
+                .agent()
+                .args(["read", "--wait", "10", "--json", "--show-national-number"]));
+        assert!(output.status.success(), "{card}: {}", stderr(&output));
+        let got = json(&output);
+        assert_eq!(
+            got["national_number"]["value"], want["national_number"],
+            "{card}"
+        );
+        assert_eq!(got["national_number"]["checksum"], "valid", "{card}");
+        assert_eq!(
+            got["national_number"]["born_2000_or_later"],
+            want["national_number_born_2000_or_later"],
+            "{card}"
+        );
+        if let Some(applet) = want["applet_version"].as_str() {
+            assert_eq!(got["applet_version"], applet, "{card}");
+        }
+        assert_eq!(got["card"]["valid_from"], want["valid_from"], "{card}");
+        assert_eq!(got["card"]["valid_until"], want["valid_until"], "{card}");
+        let apdus = got["apdus"].as_u64().unwrap();
+        if want["file_sizes"]["4032"] == 128 {
+            // RSA-1024 cards: identity + signature in at most 8 APDUs (the reference
+            // middleware needs about 12).
+            assert!(apdus <= 8, "{card}: {apdus} APDUs");
+        }
+        eprintln!(
+            "{card}: {apdus} APDUs, {} bytes from the card, {} ms",
+            got["bytes"], got["elapsed_ms"]
+        );
+        inserted.remove();
+    }
+}
+
+#[test]
+fn a_removal_at_every_apdu_index_is_reported_and_the_next_read_works() {
+    let pcscd = Pcscd::start();
+    let card = "alice-2009";
+    let number = expected(card)["national_number"].clone();
+    let total = {
+        let inserted = pcscd.insert(card);
+        let output = run(pcscd.agent().args(["read", "--wait", "10", "--json"]));
+        inserted.remove();
+        json(&output)["apdus"].as_u64().unwrap()
+    };
+    assert!(total >= 6, "{total}");
+    for index in 0..total {
+        let n = index.to_string();
+        let pulled = pcscd.insert_with(card, 0, &["--remove-after-apdus", &n]);
+        let output = run(pcscd.agent().args(["read", "--wait", "10"]));
+        assert_eq!(
+            output.status.code(),
+            Some(8),
+            "index {index}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains("the card was removed during the read"),
+            "index {index}: {}",
+            stderr(&output)
+        );
+        assert!(!stderr(&output).contains(number.as_str().unwrap()));
+        pulled.wait_gone();
+
+        let inserted = pcscd.insert(card);
+        let output =
+            run(pcscd
+                .agent()
+                .args(["read", "--wait", "10", "--json", "--show-national-number"]));
+        assert!(
+            output.status.success(),
+            "after index {index}: {}",
+            stderr(&output)
+        );
+        assert_eq!(json(&output)["national_number"]["value"], number);
+        inserted.remove();
+    }
+}
+
+#[test]
+fn without_pcscd_the_read_says_so() {
+    let output = run(std::process::Command::new(common::AGENT)
+        .arg("read")
+        .env("PCSCLITE_CSOCK_NAME", "/nonexistent/pcscd.comm"));
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(stderr(&output).contains("pcscd"), "{}", stderr(&output));
+    assert_eq!(stderr(&output).lines().count(), 1, "{}", stderr(&output));
+
+    let output = run(std::process::Command::new(common::AGENT)
+        .args(["diagnose", "--json"])
+        .env("PCSCLITE_CSOCK_NAME", "/nonexistent/pcscd.comm"));
+    assert_eq!(output.status.code(), Some(12));
+    let report = json(&output);
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["checks"][0]["name"], "pcscd");
+    assert_eq!(report["checks"][0]["status"], "fail");
+    assert!(report["checks"][0]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("pcscd"));
+}
+
+#[test]
+fn no_reader_no_card_and_several_cards_are_told_apart() {
+    let empty = Pcscd::start_without_readers();
+    let output = run(empty.agent().arg("read"));
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no smart-card reader"),
+        "{}",
+        stderr(&output)
+    );
+
+    let pcscd = Pcscd::start();
+    let output = run(pcscd.agent().arg("read"));
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert!(stderr(&output).contains("no card"), "{}", stderr(&output));
+
+    let _first = pcscd.insert_with("alice-2009", 0, &[]);
+    let _second = pcscd.insert_with("gen-1.8-ec", 1, &[]);
+    common::wait_until(std::time::Duration::from_secs(5), || {
+        let output = run(pcscd.agent().args(["diagnose", "--json"]));
+        let report = json(&output);
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"].as_str().unwrap().ends_with("identity"))
+            .count()
+            == 2
+    })
+    .expect("both cards seen");
+    let output = run(pcscd.agent().arg("read"));
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert!(stderr(&output).contains("Virtual PCD 00 00"));
+    assert!(stderr(&output).contains("Virtual PCD 00 01"));
+
+    let output = run(pcscd
+        .agent()
+        .args(["read", "--reader", "Virtual PCD 00 01", "--json"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(json(&output)["applet_version"], "1.8");
+}
+
+#[test]
+fn cards_that_are_not_usable_get_their_own_error() {
+    let pcscd = Pcscd::start();
+    let cases: [(&[&str], i32, &str); 3] = [
+        (&["--status-fault", "A4@1=6A82"], 6, "not a Belgian eID"),
+        (&["--status-fault", "B0=6D00"], 7, "not activated"),
+        (&["--status-fault", "B0=6581"], 1, "6581"),
+    ];
+    for (faults, code, text) in cases {
+        let inserted = pcscd.insert_with("alice-2009", 0, faults);
+        let output = run(pcscd.agent().args(["read", "--wait", "10"]));
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{faults:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(text),
+            "{faults:?}: {}",
+            stderr(&output)
+        );
+        inserted.remove();
+    }
+}
+
+#[test]
+fn a_mute_card_does_not_freeze_the_read() {
+    let pcscd = Pcscd::start();
+    let _inserted = pcscd.insert_with("alice-2009", 0, &["--mute-after-apdus", "3"]);
+    let started = std::time::Instant::now();
+    let output = run(pcscd
+        .agent()
+        .args(["read", "--wait", "10", "--timeout", "2"]));
+    assert_eq!(output.status.code(), Some(10), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("did not answer"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+}
+
+#[test]
+fn diagnose_reports_a_healthy_reader_without_personal_data() {
+    let pcscd = Pcscd::start();
+    let _inserted = pcscd.insert("alice-2009");
+    common::wait_until(std::time::Duration::from_secs(5), || {
+        run(pcscd.agent().args(["read"])).status.success()
+    })
+    .expect("card seen");
+    let output = run(pcscd.agent().arg("diagnose"));
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let text = stdout(&output);
+    assert!(text.contains("applet 1.1"), "{text}");
+    assert!(text.contains("checksum valid"), "{text}");
+    let number = expected("alice-2009")["national_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!text.contains(&number));
+    assert!(!text.contains("Alice"));
+}
+
+/// OpenSC, an independent implementation, recognises and reads the simulated card.
+#[test]
+fn opensc_reads_the_simulated_card() {
+    let pcscd = Pcscd::start();
+    let _inserted = pcscd.insert("alice-2009");
+    common::wait_until(std::time::Duration::from_secs(5), || {
+        run(pcscd.agent().args(["read"])).status.success()
+    })
+    .expect("card seen");
+    let socket = pcscd.socket();
+    let output = run(std::process::Command::new("opensc-tool")
+        .args(["--reader", "0", "--name"])
+        .env("PCSCLITE_CSOCK_NAME", &socket));
+    assert!(
+        stdout(&output).contains("Belpic"),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+
+    let output = run(std::process::Command::new("pkcs15-tool")
+        .args(["--reader", "0", "--list-certificates"])
+        .env("PCSCLITE_CSOCK_NAME", &socket));
+    let listing = stdout(&output);
+    assert!(output.status.success(), "{listing}{}", stderr(&output));
+    assert_eq!(listing.matches("X.509 Certificate").count(), 5, "{listing}");
+    assert!(listing.contains("3f00df00503c"), "{listing}");
+}

@@ -318,9 +318,7 @@ mod tests {
 
     #[test]
     fn endless_response_chaining_is_cut() {
-        let answers: Vec<&[u8]> = std::iter::repeat([0x61u8, 0x01].as_slice())
-            .take(400)
-            .collect();
+        let answers: Vec<&[u8]> = std::iter::repeat_n([0x61u8, 0x01].as_slice(), 400).collect();
         let mut card = Script::new(&answers);
         let error = Apdu::get_card_data()
             .transmit(&mut card, Duration::ZERO)

@@ -29,6 +29,16 @@ pub struct IdentityFiles {
     pub identity: Identity,
 }
 
+impl std::fmt::Debug for IdentityFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityFiles")
+            .field("identity_file_len", &self.identity_file.len())
+            .field("signature_file_len", &self.signature_file.len())
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
 /// An opened Belgian eID: the Belpic applet answered, GET CARD DATA told what it is.
 pub struct BeidCard<T: CardTransport> {
     tx: CountingTransport<T>,

@@ -592,7 +592,7 @@ mod tests {
     }
 
     #[test]
-    fn serves_pkcs15_files_for_openSC() {
+    fn serves_pkcs15_files_for_opensc() {
         let mut card = card("alice-2009");
         assert_eq!(card.respond(&hex("00A4080C043F002F00")), OK);
         let dir = card.respond(&hex("00B0000025"));

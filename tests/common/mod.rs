@@ -6,6 +6,8 @@
 //! test starts is stopped when its handle drops, panics included.
 
 #![allow(dead_code)]
+// Test support: a failed set-up step must stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -251,8 +253,9 @@ impl SimulatedCard {
                 "--timeout",
                 "5",
             ]));
+        // Exit 3: pcscd itself is gone, and the card with it.
         assert!(
-            output.status.success(),
+            output.status.success() || output.status.code() == Some(3),
             "card not removed: {}",
             stderr(&output)
         );

@@ -1,6 +1,9 @@
 //! The card protocol over the in-process simulated card: the same `beid` code that runs
 //! over pcscd, with faults a real reader and card produce.
 
+// Test code: a broken expectation must stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use beid_agent::beid::{der_length, BeidCard, CardError, CardFile, StatusWord};

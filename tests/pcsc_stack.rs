@@ -1,6 +1,9 @@
 //! The real stack: pcscd + vsmartcard's vpcd + our simulated card, read by the agent's
 //! binary exactly as a technician runs it. Checked independently with OpenSC.
 
+// Test code: a broken expectation must stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{expected, fixture_cards, json, run, stderr, stdout, Pcscd};

@@ -2,6 +2,9 @@
 //! back without restarting the watcher. One test per binary: libpcsclite reads
 //! PCSCLITE_CSOCK_NAME once per process.
 
+// Test code: a broken expectation must stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::sync::mpsc::{channel, Receiver};

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages beid-agent needs, only those missing (apt-get, with sudo
+# when not root). A fresh machine has the PC/SC runtime library but not the rest.
+#   install-deps.sh run    what the agent needs to run with its simulated card
+#   install-deps.sh test   that, plus what the tests use (OpenSC as independent reader)
+set -euo pipefail
+
+packages=(pcscd libpcsclite-dev pkgconf vsmartcard-vpcd util-linux coreutils)
+if [ "${1:-test}" = test ]; then
+  packages+=(opensc)
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo is missing: install the Rust toolchain (https://rustup.rs) and run again" >&2
+  exit 1
+fi

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, unit tests and the end-to-end tests that start their
+# own pcscd with the vpcd virtual reader. Installs what is missing first. Leaves no process.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh test
+
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked
+
+# The tests stop everything they start; prove it.
+leftover=$(pgrep -f 'pcscd --foreground -c /tmp/beid-pcscd-|beid-agent simulate-card' || true)
+if [ -n "$leftover" ]; then
+  echo "tests left processes behind:" >&2
+  ps -o pid,args -p $leftover >&2 || true
+  kill $leftover 2>/dev/null || true
+  exit 1
+fi

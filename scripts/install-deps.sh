@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(pcscd libpcsclite-dev pkgconf vsmartcard-vpcd util-linux coreutils)
 if [ "${1:-test}" = test ]; then
-  packages+=(opensc)
+  packages+=(opensc openssl)
 fi
 
 missing=()

@@ -6,3 +6,4 @@ pub mod cli;
 pub mod reader;
 pub mod session;
 pub mod sim;
+pub mod trust;

@@ -73,7 +73,7 @@ pub fn run(args: &DiagnoseArgs) -> Result<(), Failure> {
     if args.json {
         let json = serde_json::to_string_pretty(&report)
             .map_err(|e| Failure::Other(format!("cannot write JSON: {e}")))?;
-        println!("{json}");
+        out!("{json}");
     } else {
         for check in &report.checks {
             let mark = match check.status {
@@ -81,9 +81,9 @@ pub fn run(args: &DiagnoseArgs) -> Result<(), Failure> {
                 Verdict::Fail => "FAIL",
                 Verdict::Info => "info",
             };
-            println!("[{mark}] {}: {}", check.name, check.detail);
+            out!("[{mark}] {}: {}", check.name, check.detail);
             if let Some(hint) = &check.hint {
-                println!("       hint: {hint}");
+                out!("       hint: {hint}");
             }
         }
     }

@@ -32,6 +32,8 @@ pub enum Failure {
     SeveralCards(String),
     /// 12: checks failed; the report was already printed.
     ChecksFailed,
+    /// 13: the card data is not authentic; the report was already printed.
+    NotAuthentic,
 }
 
 impl Failure {
@@ -48,11 +50,12 @@ impl Failure {
             Self::CardMute(_) => 10,
             Self::SeveralCards(_) => 11,
             Self::ChecksFailed => 12,
+            Self::NotAuthentic => 13,
         })
     }
 
     pub fn already_reported(&self) -> bool {
-        matches!(self, Self::ChecksFailed)
+        matches!(self, Self::ChecksFailed | Self::NotAuthentic)
     }
 
     /// A short machine name for JSON output.
@@ -69,6 +72,7 @@ impl Failure {
             Self::CardMute(_) => "card_mute",
             Self::SeveralCards(_) => "several_cards",
             Self::ChecksFailed => "checks_failed",
+            Self::NotAuthentic => "not_authentic",
         }
     }
 }
@@ -87,6 +91,7 @@ impl fmt::Display for Failure {
             | Self::CardMute(m)
             | Self::SeveralCards(m) => f.write_str(m),
             Self::ChecksFailed => f.write_str("some checks failed"),
+            Self::NotAuthentic => f.write_str("the card data is not authentic"),
         }
     }
 }

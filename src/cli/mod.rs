@@ -1,11 +1,21 @@
 //! cli: the `beid-agent` command line. The only layer that uses `anyhow`-style reporting;
 //! it turns each layer's typed errors into one clear line and a documented exit code.
 
+/// `println!` without its panic when stdout is closed (`beid-agent read | head -1`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod diagnose;
 mod exit;
 mod read;
 mod readers;
 mod simulate;
+mod trust_args;
+mod verify_dump;
 
 use std::process::ExitCode;
 
@@ -44,6 +54,8 @@ enum Command {
     Readers(readers::ReadersArgs),
     /// Check pcscd, the readers and the card in them; exit 0 only when all is well.
     Diagnose(diagnose::DiagnoseArgs),
+    /// Verify a card dump folder offline: National Register signature, root, address, photo.
+    VerifyDump(verify_dump::VerifyDumpArgs),
     /// Serve a simulated Belgian eID from a dump folder to pcscd through vpcd.
     SimulateCard(simulate::SimulateArgs),
 }
@@ -56,6 +68,7 @@ pub fn run() -> ExitCode {
         Command::Read(args) => read::run(&args),
         Command::Readers(args) => readers::run(&args),
         Command::Diagnose(args) => diagnose::run(&args),
+        Command::VerifyDump(args) => verify_dump::run(&args),
         Command::SimulateCard(args) => simulate::run(&args),
     };
     match outcome {

@@ -1,14 +1,17 @@
 //! `beid-agent read`: read the card in a reader, for technicians.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::exit::Failure;
+use super::trust_args::TrustArgs;
 use crate::beid::{AtrHint, BeidCard, CardData, CardError, Checksum, IdentityFiles};
 use crate::reader::pcsc::{PcscSession, ReaderStatus, SlotState};
 use crate::reader::{CardTransport, IoStats};
-use crate::session::run_on_card;
+use crate::session::{run_on_card, AuthenticityReport, CardJob, Verifier};
 
 #[derive(Debug, clap::Args)]
 pub struct ReadArgs {
@@ -27,6 +30,14 @@ pub struct ReadArgs {
     /// Give up when the card has not answered within this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     timeout: f64,
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// Keep verified RRN keys in this file, so the next card needs no 503C read.
+    #[arg(long, value_name = "FILE")]
+    rrn_cache: Option<PathBuf>,
+    /// Prove an applet 1.8 chip genuine (INTERNAL AUTHENTICATE; 5000 per card without PIN).
+    #[arg(long)]
+    authenticate_card: bool,
 }
 
 /// What `read --json` prints (documented in the README).
@@ -39,6 +50,7 @@ struct ReadReport {
     life_cycle: String,
     card: CardValidity,
     national_number: NationalNumberReport,
+    authenticity: AuthenticityReport,
     apdus: u32,
     bytes: u64,
     bytes_sent: u64,
@@ -63,33 +75,48 @@ struct NationalNumberReport {
 }
 
 pub fn run(args: &ReadArgs) -> Result<(), Failure> {
+    let verifier = Arc::new(Verifier::new(args.trust.store()?, args.rrn_cache.clone()));
     let reader = choose_reader(args.reader.as_deref(), seconds(args.wait))?;
-    let job = run_on_card(&reader, seconds(args.timeout), read_identity)?;
-    let (card_data, files, stats) = job.result;
-    let report = report(
-        &reader,
-        &job.atr,
-        &card_data,
-        &files,
-        stats,
-        job.elapsed,
-        args.show_national_number,
-    )?;
+    let authenticate = args.authenticate_card;
+    let job = run_on_card(&reader, seconds(args.timeout), move |card| {
+        read_and_verify(card, &verifier, authenticate)
+    })?;
+    let report = report(&reader, job, args.show_national_number)?;
     if args.json {
         let json = serde_json::to_string_pretty(&report)
             .map_err(|e| Failure::Other(format!("cannot write JSON: {e}")))?;
-        println!("{json}");
+        out!("{json}");
     } else {
         print_text(&report);
     }
-    Ok(())
+    if report.authenticity.authentic {
+        Ok(())
+    } else {
+        Err(Failure::NotAuthentic)
+    }
 }
 
-fn read_identity(
+/// What one read of a card yields.
+struct CardRead {
+    card_data: CardData,
+    files: IdentityFiles,
+    authenticity: AuthenticityReport,
+    stats: IoStats,
+}
+
+fn read_and_verify(
     card: &mut BeidCard<&mut dyn CardTransport>,
-) -> Result<(CardData, IdentityFiles, IoStats), CardError> {
+    verifier: &Verifier,
+    authenticate_chip: bool,
+) -> Result<CardRead, CardError> {
     let files = card.read_identity()?;
-    Ok((card.card_data().clone(), files, card.stats()))
+    let authenticity = verifier.verify(card, &files, authenticate_chip)?;
+    Ok(CardRead {
+        card_data: card.card_data().clone(),
+        files,
+        authenticity,
+        stats: card.stats(),
+    })
 }
 
 fn seconds(value: f64) -> Duration {
@@ -143,21 +170,28 @@ pub(super) fn choose_reader(named: Option<&str>, wait: Duration) -> Result<Strin
 
 fn report(
     reader: &str,
-    atr: &[u8],
-    card_data: &CardData,
-    files: &IdentityFiles,
-    stats: IoStats,
-    elapsed: Duration,
+    job: CardJob<CardRead>,
     show_national_number: bool,
 ) -> Result<ReadReport, Failure> {
+    let CardJob {
+        result:
+            CardRead {
+                card_data,
+                files,
+                authenticity,
+                stats,
+            },
+        atr,
+        elapsed,
+    } = job;
     let identity = &files.identity;
     let number = identity.national_number()?;
     let checksum = number.checksum();
     let today = time::OffsetDateTime::now_utc().date();
     Ok(ReadReport {
         reader: reader.to_owned(),
-        atr: hex(atr),
-        atr_known: AtrHint::from_atr(atr).is_known(),
+        atr: hex(&atr),
+        atr_known: AtrHint::from_atr(&atr).is_known(),
         applet_version: card_data.applet_version().to_string(),
         life_cycle: card_data.life_cycle().to_string(),
         card: CardValidity {
@@ -176,6 +210,7 @@ fn report(
             masked: number.masked(),
             value: show_national_number.then(|| number.expose().to_owned()),
         },
+        authenticity,
         apdus: stats.apdus,
         bytes: stats.bytes_received,
         bytes_sent: stats.bytes_sent,
@@ -189,14 +224,14 @@ fn print_text(report: &ReadReport) {
         .value
         .as_deref()
         .unwrap_or(&report.national_number.masked);
-    println!("Reader:          {}", report.reader);
-    println!(
+    out!("Reader:          {}", report.reader);
+    out!(
         "Card:            Belgian eID, applet {} ({}), ATR {}",
         report.applet_version,
         report.life_cycle,
         if report.atr_known { "known" } else { "unknown" }
     );
-    println!(
+    out!(
         "Valid:           {} to {}{}",
         report.card.valid_from.as_deref().unwrap_or("?"),
         report.card.valid_until.as_deref().unwrap_or("?"),
@@ -206,13 +241,29 @@ fn print_text(report: &ReadReport) {
             ""
         }
     );
-    println!(
+    out!(
         "National number: {number} (checksum {})",
         report.national_number.checksum
     );
-    println!(
+    out!(
+        "Authentic:       {}{}",
+        if report.authenticity.authentic {
+            "yes"
+        } else {
+            "NO"
+        },
+        report
+            .authenticity
+            .problem
+            .as_deref()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default()
+    );
+    out!(
         "Read:            {} APDUs, {} bytes from the card, {:.1} ms",
-        report.apdus, report.bytes, report.elapsed_ms
+        report.apdus,
+        report.bytes,
+        report.elapsed_ms
     );
 }
 

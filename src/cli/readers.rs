@@ -76,12 +76,12 @@ pub fn run(args: &ReadersArgs) -> Result<(), Failure> {
     if args.json {
         let json = serde_json::to_string_pretty(&lines)
             .map_err(|e| Failure::Other(format!("cannot write JSON: {e}")))?;
-        println!("{json}");
+        out!("{json}");
     } else if lines.is_empty() {
-        println!("no reader connected");
+        out!("no reader connected");
     } else {
         for line in &lines {
-            println!(
+            out!(
                 "{}: {}{}",
                 line.name,
                 serde_json::to_value(line.state)

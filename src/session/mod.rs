@@ -4,6 +4,8 @@
 //! "Threads"), and every wait on a card is bounded: a card that stops answering must not
 //! freeze the caller.
 
+mod authenticity;
 mod card_io;
 
+pub use authenticity::{assess, AuthenticityReport, CardAuthentication, Evidence, Verifier};
 pub use card_io::{run_on_card, CardJob};

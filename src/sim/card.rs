@@ -10,7 +10,7 @@ use p384::ecdsa::signature::hazmat::PrehashSigner;
 use p384::pkcs8::DecodePrivateKey;
 use zeroize::Zeroizing;
 
-use super::dump::CardDump;
+use super::dump::{CardDump, DumpError};
 use super::faults::Faults;
 use super::pkcs15;
 use super::wire_time::WireTime;
@@ -113,7 +113,9 @@ pub struct SimCard {
 }
 
 impl SimCard {
-    pub fn new(dump: CardDump) -> Self {
+    /// Builds the card; refuses a basic key file it cannot read (a simulated 1.8 card
+    /// without its key would fail INTERNAL AUTHENTICATE for the wrong reason).
+    pub fn new(dump: CardDump) -> Result<Self, DumpError> {
         let applet = dump.card_data.get(21).copied().unwrap_or(0x17);
         let mut files = BTreeMap::new();
         for (fid, content) in dump.files {
@@ -125,14 +127,16 @@ impl SimCard {
             files.insert((parent, fid), content);
         }
         add_missing_pkcs15_files(&mut files, &dump.card_data);
-        let basic_key = if applet == 0x18 {
-            dump.basic_private_key_pkcs8
-                .as_deref()
-                .and_then(|der| p384::ecdsa::SigningKey::from_pkcs8_der(der).ok())
-        } else {
-            None
+        let basic_key = match dump.basic_private_key_pkcs8.as_deref() {
+            Some(der) if applet == 0x18 => {
+                Some(parse_basic_key(der).ok_or(DumpError::Invalid {
+                    path: dump.dir.clone(),
+                    reason: "basic-private-key.pk8 is neither a PKCS#8 nor a SEC1 P-384 key".into(),
+                })?)
+            }
+            _ => None,
         };
-        Self {
+        Ok(Self {
             atr: dump.atr,
             card_data: dump.card_data,
             files,
@@ -145,11 +149,11 @@ impl SimCard {
             ins_counts: BTreeMap::new(),
             eof_glitch_spent: false,
             wire_time: None,
-        }
+        })
     }
 
-    pub fn load(dir: &std::path::Path) -> Result<Self, super::DumpError> {
-        CardDump::load(dir).map(Self::new)
+    pub fn load(dir: &std::path::Path) -> Result<Self, DumpError> {
+        CardDump::load(dir).and_then(Self::new)
     }
 
     pub fn with_faults(mut self, faults: Faults) -> Self {
@@ -470,6 +474,13 @@ impl SimCard {
     }
 }
 
+/// A P-384 private key as PKCS#8 or as SEC1 (`openssl genpkey -outform DER` writes SEC1).
+fn parse_basic_key(der: &[u8]) -> Option<p384::ecdsa::SigningKey> {
+    p384::ecdsa::SigningKey::from_pkcs8_der(der)
+        .ok()
+        .or_else(|| p384::SecretKey::from_sec1_der(der).ok().map(Into::into))
+}
+
 /// Real cards carry EF(DIR), ODF, TokenInfo and CDF; dumps rarely do. Without them OpenSC
 /// cannot see the card as a Belgian eID.
 fn add_missing_pkcs15_files(
@@ -673,7 +684,7 @@ mod tests {
         )
         .unwrap();
         dump.card_data[27] = 0x07;
-        let mut card = SimCard::new(dump);
+        let mut card = SimCard::new(dump).unwrap();
         card.respond(&hex("00A4080C04DF014031"));
         assert_eq!(card.respond(&hex("00B0000000")), NOT_AVAILABLE);
     }

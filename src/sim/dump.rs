@@ -37,6 +37,8 @@ pub enum DumpError {
 /// The files of one card, keyed by file id.
 #[derive(Clone)]
 pub struct CardDump {
+    /// Where it was loaded from, for error messages.
+    pub dir: PathBuf,
     pub files: BTreeMap<u16, Zeroizing<Vec<u8>>>,
     pub atr: Vec<u8>,
     pub card_data: Vec<u8>,
@@ -108,6 +110,7 @@ impl CardDump {
             _ => ATR_11_17.to_vec(),
         });
         Ok(Self {
+            dir: dir.to_path_buf(),
             files,
             atr,
             card_data,

@@ -24,8 +24,85 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
+/// A fixture card by name, or any card folder by path.
 pub fn card_dir(name: &str) -> PathBuf {
-    fixtures().join("cards").join(name)
+    if name.contains('/') {
+        PathBuf::from(name)
+    } else {
+        fixtures().join("cards").join(name)
+    }
+}
+
+/// A copy of a fixture card, changed by `edit`, in a temporary folder (forgeries, clones).
+pub fn card_variant(base: &str, edit: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("beid-card-")
+        .tempdir()
+        .unwrap();
+    for entry in std::fs::read_dir(card_dir(base)).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    edit(dir.path());
+    dir
+}
+
+/// The file of a card folder whose name starts with a file id.
+pub fn file_of(dir: &Path, fid: &str) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(fid))
+        .unwrap_or_else(|| panic!("no {fid} in {}", dir.display()))
+}
+
+/// A fresh EC P-384 key pair from openssl: (PKCS#8 DER private key, SPKI DER public key).
+pub fn new_p384_key() -> (Vec<u8>, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pk8");
+    let status = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-outform",
+            "DER",
+            "-out",
+        ])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let public = Command::new("openssl")
+        .args([
+            "pkey", "-inform", "DER", "-pubout", "-outform", "DER", "-in",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(public.status.success());
+    (std::fs::read(&key).unwrap(), public.stdout)
+}
+
+/// Replaces the national number (tag 06) in an identity file by another one with a valid
+/// check, keeping every other byte: a forgery that keeps the National Register signature.
+pub fn forge_national_number(identity_file: &Path) -> String {
+    let mut bytes = std::fs::read(identity_file).unwrap();
+    let mut at = 0;
+    while at + 2 <= bytes.len() {
+        let (tag, len) = (bytes[at], bytes[at + 1] as usize);
+        if tag == 0x06 {
+            let forged = "85073003328";
+            assert_eq!(len, 11);
+            bytes[at + 2..at + 13].copy_from_slice(forged.as_bytes());
+            std::fs::write(identity_file, bytes).unwrap();
+            return forged.to_owned();
+        }
+        at += 2 + len;
+    }
+    panic!("no national number in {}", identity_file.display())
 }
 
 /// The cards that have an expected-values file, i.e. every fixture card.

@@ -1,0 +1,86 @@
+//! `beid-agent verify-dump DIR`: offline authenticity of a card dump (files named by file
+//! id, as in fixtures/cards). Prints no personal data; exit 0 only when authentic.
+
+use std::path::PathBuf;
+
+use super::exit::{sentence, Failure};
+use super::trust_args::TrustArgs;
+use crate::beid::Identity;
+use crate::session::{assess, AuthenticityReport, Evidence};
+use crate::sim::CardDump;
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyDumpArgs {
+    /// The dump folder.
+    dir: PathBuf,
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: &VerifyDumpArgs) -> Result<(), Failure> {
+    let store = args.trust.store()?;
+    let dump = CardDump::load(&args.dir).map_err(|e| Failure::Other(sentence(&e)))?;
+    let file = |fid: u16| dump.files.get(&fid).map(|f| f.as_slice());
+    let identity_file = file(0x4031).unwrap_or_default();
+    let identity = Identity::parse(identity_file).map_err(|e| Failure::Other(sentence(&e)))?;
+    let evidence = Evidence {
+        identity_file,
+        signature_file: file(0x4032),
+        rrn_certificate_file: file(0x503C),
+        address_file: file(0x4033),
+        address_signature_file: file(0x4034),
+        photo: file(0x4035),
+    };
+    let (report, _) = assess(&store, &identity, &evidence, None);
+    if args.json {
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|e| Failure::Other(format!("cannot write JSON: {e}")))?;
+        out!("{json}");
+    } else {
+        print_text(&report);
+    }
+    if report.authentic {
+        Ok(())
+    } else {
+        Err(Failure::NotAuthentic)
+    }
+}
+
+pub(super) fn print_text(report: &AuthenticityReport) {
+    out!(
+        "Authentic:        {}{}",
+        if report.authentic { "yes" } else { "NO" },
+        report
+            .problem
+            .as_deref()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default()
+    );
+    out!(
+        "Identity:         signature {}{}",
+        report.identity.signature,
+        report
+            .identity
+            .algorithm
+            .map(|a| format!(" ({a})"))
+            .unwrap_or_default()
+    );
+    out!(
+        "RRN certificate:  {} — root {} ({})",
+        report.rrn_certificate.subject.as_deref().unwrap_or("none"),
+        report.rrn_certificate.root.as_deref().unwrap_or("unknown"),
+        if report.rrn_certificate.trusted {
+            "trusted"
+        } else {
+            "NOT trusted"
+        }
+    );
+    out!("Address:          signature {}", report.address.signature);
+    out!("Photo:            hash {}", report.photo.hash);
+    if let Some(chip) = &report.chip {
+        out!("Chip (anti-clone): {}", chip.result);
+    }
+}

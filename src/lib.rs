@@ -1,8 +1,10 @@
 #![forbid(unsafe_code)]
 #![doc = include_str!("../README.md")]
 
+pub mod advice;
 pub mod beid;
 pub mod cli;
+pub mod config;
 pub mod reader;
 pub mod session;
 pub mod sim;

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Runs beid-agent with its embedded default: a simulated Belgian eID in a private pcscd
-# (vpcd virtual reader), read and diagnosed exactly as on a counter PC. Needs no hardware
+# (vpcd virtual reader) and the simulated rule service; the card is read, verified against
+# the TEST roots, advised on and diagnosed exactly as on a counter PC. Needs no hardware
 # and leaves any system pcscd alone. Installs what is missing first.
-#   scripts/run.sh [CARD]   CARD: a folder under fixtures/cards (default alice-2009)
+#   scripts/run.sh [CARD]   CARD: a folder under fixtures/cards (default gen-1.8-ec)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh run
 cargo build --locked --quiet
 agent=target/debug/beid-agent
-card="fixtures/cards/${1:-alice-2009}"
+card="fixtures/cards/${1:-gen-1.8-ec}"
 
 work=$(mktemp -d /tmp/beid-pcscd-run-XXXXXX)
 port=$(( 30000 + RANDOM % 20000 ))
@@ -36,7 +37,9 @@ for _ in $(seq 100); do [ -S "$PCSCLITE_CSOCK_NAME" ] && break; sleep 0.05; done
 card_pid=$!
 echo "== beid-agent readers"
 "$agent" readers --wait-for card --reader "Virtual PCD 00 00" --timeout 10
-echo "== beid-agent read"
-"$agent" read
+echo "== beid-agent read --trust-test-roots"
+"$agent" read --trust-test-roots || true
+echo "== beid-agent advice --use-case uitpas-kansentarief --simulate"
+"$agent" advice --use-case uitpas-kansentarief --simulate || true
 echo "== beid-agent diagnose"
 "$agent" diagnose

@@ -34,6 +34,11 @@
 //!
 //! [trust]
 //! extra_roots = ["/etc/beid-agent/roots/belgiumrs5.pem"]
+//! rrn_key_cache = "/var/lib/beid-agent/rrn-keys.json"   # optional: memory only otherwise
+//!
+//! [policy]
+//! allow_expired_cards = false         # an expired card gets unknown/card_expired
+//! card_authentication = "kiosk"       # never | kiosk | always (applet 1.8 anti-clone)
 //! ```
 //!
 //! Adding a section: a struct with `#[serde(deny_unknown_fields)]`, a field in [`Config`]
@@ -66,6 +71,9 @@ pub struct Config {
     /// `[trust]`: extra roots for the card checks.
     #[serde(default)]
     pub trust: TrustConfig,
+    /// `[policy]`: what a card must be to get an advice.
+    #[serde(default)]
+    pub policy: PolicyConfig,
 }
 
 /// Which advice service to run.
@@ -173,6 +181,22 @@ pub struct TrustConfig {
     /// Extra root certificates (PEM or DER files) beside the built-in Belgian roots.
     #[serde(default)]
     pub extra_roots: Vec<PathBuf>,
+    /// Where verified RRN keys are kept across restarts (re-validated at load), so a card
+    /// needs no 503C read; in memory only when absent.
+    #[serde(default)]
+    pub rrn_key_cache: Option<PathBuf>,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// May a card past its validity end get an advice? Default: no (`card_expired`).
+    #[serde(default)]
+    pub allow_expired_cards: bool,
+    /// When an applet 1.8 chip must prove itself genuine (5000 uses per card without PIN).
+    #[serde(default)]
+    pub card_authentication: crate::session::CardAuthentication,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -380,6 +404,39 @@ impl Config {
             resolve(path);
         }
         self.trust.extra_roots.iter_mut().for_each(resolve);
+        if let Some(path) = &mut self.trust.rrn_key_cache {
+            resolve(path);
+        }
+    }
+
+    /// The built-in Belgian roots plus `[trust] extra_roots` (PEM or DER).
+    pub fn trust_store(&self) -> Result<crate::trust::TrustStore, ConfigError> {
+        let mut store = crate::trust::TrustStore::production();
+        for path in &self.trust.extra_roots {
+            let invalid = |why: String| ConfigError::Invalid {
+                problems: vec![ConfigProblem {
+                    key: "trust.extra_roots".into(),
+                    line: None,
+                    kind: ProblemKind::Invalid(format!("{}: {why}", path.display())),
+                }],
+            };
+            let bytes = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
+            let ders: Vec<Vec<u8>> = if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+                advice::read_certificates("root certificate", path)
+                    .map_err(|e| invalid(e.to_string()))?
+                    .iter()
+                    .map(|der| der.to_vec())
+                    .collect()
+            } else {
+                vec![bytes]
+            };
+            for der in ders {
+                store = store
+                    .with_extra_root(&der)
+                    .map_err(|e| invalid(e.to_string()))?;
+            }
+        }
+        Ok(store)
     }
 
     /// Every semantic problem, located in `text` where possible.

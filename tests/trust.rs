@@ -72,7 +72,7 @@ fn a_changed_national_number_breaks_the_signature() {
     assert_eq!(report["authentic"], false);
     assert_eq!(report["identity"]["signature"], "invalid");
     assert!(report["problem"].as_str().unwrap().contains("signature"));
-    assert!(!text.contains("85073003328"));
+    assert!(!text.contains("85673003360"));
 }
 
 #[test]

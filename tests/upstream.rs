@@ -20,7 +20,7 @@ use beid_agent::advice::{
 use beid_agent::beid::NationalNumber;
 use upstream::{install_crypto, Pki, Protocol, Reply, Upstream};
 
-const NATIONAL_NUMBER: &str = "85073003328";
+const NATIONAL_NUMBER: &str = "85673003360";
 
 fn settings(pki: &Pki, upstream: &Upstream) -> HttpSettings {
     let mut settings = HttpSettings::new(

@@ -730,12 +730,12 @@ mod tests {
     fn a_malformed_body_is_not_quoted_in_the_failure() {
         let id = Uuid::new_v4();
         let body =
-            format!(r#"{{"requestId":"{id}","decision":"eligible","reasonCode":85073003328}}"#);
+            format!(r#"{{"requestId":"{id}","decision":"eligible","reasonCode":85673003360}}"#);
         let failure = parse_answer(body.as_bytes(), id).unwrap_err();
         assert_eq!(failure.reason, Reason::UpstreamMalformed);
         let detail = failure.detail.unwrap();
         assert!(detail.starts_with("Data error at line 1"), "{detail}");
-        assert!(!detail.contains("85073003328"), "{detail}");
+        assert!(!detail.contains("85673003360"), "{detail}");
     }
 
     #[test]

@@ -6,11 +6,11 @@
 //! ```toml
 //! default = "not_eligible"            # numbers and use cases not listed below
 //!
-//! [numbers.85073003328]
+//! [numbers.85673003360]
 //! uitpas-kansentarief = "eligible"
 //! "*" = "not_eligible"                # this number's other use cases
 //!
-//! [numbers.75061512374]
+//! [numbers.75761512379]
 //! "*" = "upstream_timeout"            # any unit reason code simulates that failure
 //! ```
 //!
@@ -33,20 +33,33 @@ use super::model::{Advice, AdviceRequest, Reason};
 use super::{random_fraction, AdviceFuture, AdviceService, ServiceKind, ServiceStatus};
 
 /// The fixture compiled into the agent, used when none is configured.
-pub const EMBEDDED_FIXTURE: &str = r#"# beid-agent's embedded demo fixture (numbers are test numbers with valid check digits).
+pub const EMBEDDED_FIXTURE: &str = r#"# beid-agent's embedded demo fixture. Every number has valid check digits and belongs to
+# nobody: specimen cards (Alice 71715100070) or months of 60 + the birth month, which no
+# national or BIS number uses. The fixture cards: alice-* and gen-1.8-ec eligible for
+# UiTPAS, gen-1.7-rsa2048 not.
 default = "not_eligible"
 
-[numbers.85073003328]
+[numbers.71715100070]
 uitpas-kansentarief = "eligible"
 lez-social-tariff = "eligible"
 
-[numbers.90010100123]
-lez-free-registration = "eligible"
-
-[numbers.02030400564]
+[numbers.03641299855]
 "*" = "eligible"
 
-[numbers.75061512374]
+[numbers.85671599731]
+lez-free-registration = "eligible"
+
+[numbers.85673003360]
+uitpas-kansentarief = "eligible"
+lez-social-tariff = "eligible"
+
+[numbers.90610100155]
+lez-free-registration = "eligible"
+
+[numbers.02630400596]
+"*" = "eligible"
+
+[numbers.75761512379]
 "*" = "upstream_timeout"
 "#;
 
@@ -281,26 +294,26 @@ mod tests {
     async fn embedded_fixture_answers_per_number_and_use_case() {
         let service = SimulatedAdviceService::new(&SimulatedSettings::default()).unwrap();
         let counter = Channel::Counter;
-        let advice = ask(&service, "85073003328", "uitpas-kansentarief", counter).await;
+        let advice = ask(&service, "85673003360", "uitpas-kansentarief", counter).await;
         assert_eq!(advice.decision(), Decision::Eligible);
-        let advice = ask(&service, "85073003328", "lez-free-registration", counter).await;
+        let advice = ask(&service, "85673003360", "lez-free-registration", counter).await;
         assert_eq!(advice.decision(), Decision::NotEligible);
-        let advice = ask(&service, "02030400564", "lez-free-registration", counter).await;
+        let advice = ask(&service, "02630400596", "lez-free-registration", counter).await;
         assert_eq!(advice.decision(), Decision::Eligible);
-        let advice = ask(&service, "75061512374", "lez-social-tariff", Channel::Kiosk).await;
+        let advice = ask(&service, "75761512379", "lez-social-tariff", Channel::Kiosk).await;
         assert_eq!(advice.decision(), Decision::Unknown);
         assert_eq!(advice.reason(), Some(Reason::UpstreamTimeout));
         // A number not in the fixture gets the default.
-        let advice = ask(&service, "90010100123", "uitpas-kansentarief", counter).await;
+        let advice = ask(&service, "90610100155", "uitpas-kansentarief", counter).await;
         assert_eq!(advice.decision(), Decision::NotEligible);
-        assert!(!format!("{:?}", service).contains("85073003328"));
+        assert!(!format!("{:?}", service).contains("85673003360"));
     }
 
     #[tokio::test]
     async fn json_fixture_and_rule_names() {
         let fixture = Fixture::from_json(
             r#"{"default": "upstream_unavailable",
-                "numbers": {"85073003328": {"lez_v2": "not_eligible"}}}"#,
+                "numbers": {"85673003360": {"lez_v2": "not_eligible"}}}"#,
         )
         .unwrap();
         let service = SimulatedAdviceService::with_fixture(fixture, Duration::ZERO, 0.0);
@@ -311,7 +324,7 @@ mod tests {
             en: "e".into(),
         };
         let use_case = UseCase::new("lez", Some("lez_v2".into()), labels, vec![Channel::Counter]);
-        let national_number = number("85073003328");
+        let national_number = number("85673003360");
         let request = AdviceRequest {
             national_number: &national_number,
             use_case: &use_case,
@@ -322,7 +335,7 @@ mod tests {
             service.advise(request).await.decision(),
             Decision::NotEligible
         );
-        let other = number("90010100123");
+        let other = number("90610100155");
         let advice = service
             .advise(AdviceRequest {
                 national_number: &other,
@@ -346,7 +359,7 @@ mod tests {
         for _ in 0..20 {
             let advice = ask(
                 &service,
-                "85073003328",
+                "85673003360",
                 "uitpas-kansentarief",
                 Channel::Kiosk,
             )
@@ -365,7 +378,7 @@ mod tests {
         let started = Instant::now();
         let advice = ask(
             &service,
-            "85073003328",
+            "85673003360",
             "uitpas-kansentarief",
             Channel::Kiosk,
         )

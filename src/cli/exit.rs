@@ -34,6 +34,8 @@ pub enum Failure {
     ChecksFailed,
     /// 13: the card data is not authentic; the report was already printed.
     NotAuthentic,
+    /// 14: no decision (the advice is unknown); the report was already printed.
+    NoDecision,
 }
 
 impl Failure {
@@ -51,11 +53,15 @@ impl Failure {
             Self::SeveralCards(_) => 11,
             Self::ChecksFailed => 12,
             Self::NotAuthentic => 13,
+            Self::NoDecision => 14,
         })
     }
 
     pub fn already_reported(&self) -> bool {
-        matches!(self, Self::ChecksFailed | Self::NotAuthentic)
+        matches!(
+            self,
+            Self::ChecksFailed | Self::NotAuthentic | Self::NoDecision
+        )
     }
 
     /// A short machine name for JSON output.
@@ -73,6 +79,7 @@ impl Failure {
             Self::SeveralCards(_) => "several_cards",
             Self::ChecksFailed => "checks_failed",
             Self::NotAuthentic => "not_authentic",
+            Self::NoDecision => "no_decision",
         }
     }
 }
@@ -92,6 +99,7 @@ impl fmt::Display for Failure {
             | Self::SeveralCards(m) => f.write_str(m),
             Self::ChecksFailed => f.write_str("some checks failed"),
             Self::NotAuthentic => f.write_str("the card data is not authentic"),
+            Self::NoDecision => f.write_str("no decision: check by hand"),
         }
     }
 }

@@ -9,6 +9,8 @@ macro_rules! out {
     }};
 }
 
+mod advice;
+mod config_check;
 mod diagnose;
 mod exit;
 mod read;
@@ -54,6 +56,11 @@ enum Command {
     Readers(readers::ReadersArgs),
     /// Check pcscd, the readers and the card in them; exit 0 only when all is well.
     Diagnose(diagnose::DiagnoseArgs),
+    /// Read the card, verify it and ask the rule service for an advice on a use case.
+    Advice(advice::AdviceArgs),
+    /// Configuration file tools.
+    #[command(subcommand)]
+    Config(config_check::ConfigCommand),
     /// Verify a card dump folder offline: National Register signature, root, address, photo.
     VerifyDump(verify_dump::VerifyDumpArgs),
     /// Serve a simulated Belgian eID from a dump folder to pcscd through vpcd.
@@ -68,6 +75,8 @@ pub fn run() -> ExitCode {
         Command::Read(args) => read::run(&args),
         Command::Readers(args) => readers::run(&args),
         Command::Diagnose(args) => diagnose::run(&args),
+        Command::Advice(args) => advice::run(&args),
+        Command::Config(command) => config_check::run(&command),
         Command::VerifyDump(args) => verify_dump::run(&args),
         Command::SimulateCard(args) => simulate::run(&args),
     };

@@ -97,14 +97,14 @@ pub fn run(args: &ReadArgs) -> Result<(), Failure> {
 }
 
 /// What one read of a card yields.
-struct CardRead {
-    card_data: CardData,
-    files: IdentityFiles,
-    authenticity: AuthenticityReport,
-    stats: IoStats,
+pub(super) struct CardRead {
+    pub card_data: CardData,
+    pub files: IdentityFiles,
+    pub authenticity: AuthenticityReport,
+    pub stats: IoStats,
 }
 
-fn read_and_verify(
+pub(super) fn read_and_verify(
     card: &mut BeidCard<&mut dyn CardTransport>,
     verifier: &Verifier,
     authenticate_chip: bool,
@@ -119,7 +119,7 @@ fn read_and_verify(
     })
 }
 
-fn seconds(value: f64) -> Duration {
+pub(super) fn seconds(value: f64) -> Duration {
     Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::from_secs(3600))
 }
 

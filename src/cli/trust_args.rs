@@ -18,7 +18,11 @@ pub struct TrustArgs {
 impl TrustArgs {
     /// The production Belgian roots plus what was asked for explicitly.
     pub fn store(&self) -> Result<TrustStore, Failure> {
-        let mut store = TrustStore::production();
+        self.apply(TrustStore::production())
+    }
+
+    /// `store` plus what was asked for explicitly.
+    pub fn apply(&self, mut store: TrustStore) -> Result<TrustStore, Failure> {
         if self.trust_test_roots {
             store = store
                 .with_test_roots()

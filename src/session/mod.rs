@@ -6,6 +6,8 @@
 
 mod authenticity;
 mod card_io;
+mod decide;
 
 pub use authenticity::{assess, AuthenticityReport, CardAuthentication, Evidence, Verifier};
 pub use card_io::{run_on_card, CardJob};
+pub use decide::{decide, refusal, CardPolicy, Question};

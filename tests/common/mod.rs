@@ -94,7 +94,7 @@ pub fn forge_national_number(identity_file: &Path) -> String {
     while at + 2 <= bytes.len() {
         let (tag, len) = (bytes[at], bytes[at + 1] as usize);
         if tag == 0x06 {
-            let forged = "85073003328";
+            let forged = "85673003360";
             assert_eq!(len, 11);
             bytes[at + 2..at + 13].copy_from_slice(forged.as_bytes());
             std::fs::write(identity_file, bytes).unwrap();

@@ -2,6 +2,9 @@
 //! requires a client certificate, with a test PKI made by rcgen at test time. Its replies are
 //! scripted; it counts requests and TLS handshake failures and keeps every request body.
 
+// Shared by several test crates, each using a part of it.
+#![allow(dead_code)]
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;

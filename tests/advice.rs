@@ -117,6 +117,23 @@ fn a_configured_simulated_upstream_and_the_key_cache_work() {
     assert!(dir.path().join("rrn-keys.json").exists());
 }
 
+/// Runs `advise` for gen-1.8-ec with this configuration on a blocking thread, so the test's
+/// runtime keeps serving the upstream meanwhile.
+async fn advise_off_runtime(config: &Path) -> (Option<i32>, serde_json::Value) {
+    let config = config.to_str().unwrap().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let pcscd = Pcscd::start();
+        advise(
+            &pcscd,
+            "gen-1.8-ec",
+            "uitpas-kansentarief",
+            &["--config", &config],
+        )
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_https_upstream_is_asked_over_mutual_tls() {
     upstream::install_crypto();
@@ -133,20 +150,7 @@ async fn the_real_https_upstream_is_asked_over_mutual_tls() {
             pki.ca_bundle.display()
         ),
     );
-    let config = config.to_str().unwrap().to_owned();
-    let pcscd = Pcscd::start();
-    let (code, report) = tokio::task::spawn_blocking(move || {
-        let result = advise(
-            &pcscd,
-            "gen-1.8-ec",
-            "uitpas-kansentarief",
-            &["--config", &config],
-        );
-        drop(pcscd);
-        result
-    })
-    .await
-    .unwrap();
+    let (code, report) = advise_off_runtime(&config).await;
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["decision"], "eligible");
     let bodies = server.bodies();
@@ -161,20 +165,7 @@ async fn the_real_https_upstream_is_asked_over_mutual_tls() {
 
     // The upstream fails: unknown, never not eligible.
     server.reply(Reply::Status(500, None));
-    let config = dir.path().join("config.toml");
-    let pcscd = Pcscd::start();
-    let (code, report) = tokio::task::spawn_blocking(move || {
-        let result = advise(
-            &pcscd,
-            "gen-1.8-ec",
-            "uitpas-kansentarief",
-            &["--config", config.to_str().unwrap()],
-        );
-        drop(pcscd);
-        result
-    })
-    .await
-    .unwrap();
+    let (code, report) = advise_off_runtime(&config).await;
     assert_eq!(code, Some(14));
     assert_eq!(report["decision"], "unknown");
     assert!(

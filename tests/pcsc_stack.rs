@@ -238,18 +238,7 @@ fn a_mute_card_does_not_freeze_the_read() {
 fn diagnose_reports_a_healthy_reader_without_personal_data() {
     let pcscd = Pcscd::start();
     let _inserted = pcscd.insert("alice-2009");
-    common::wait_until(std::time::Duration::from_secs(5), || {
-        run(pcscd.agent().args([
-            "readers",
-            "--wait-for",
-            "card",
-            "--reader",
-            "Virtual PCD 00 00",
-        ]))
-        .status
-        .success()
-    })
-    .expect("card seen");
+    pcscd.wait_for_card(0);
     let output = run(pcscd.agent().arg("diagnose"));
     assert!(
         output.status.success(),
@@ -273,18 +262,7 @@ fn diagnose_reports_a_healthy_reader_without_personal_data() {
 fn opensc_reads_the_simulated_card() {
     let pcscd = Pcscd::start();
     let _inserted = pcscd.insert("alice-2009");
-    common::wait_until(std::time::Duration::from_secs(5), || {
-        run(pcscd.agent().args([
-            "readers",
-            "--wait-for",
-            "card",
-            "--reader",
-            "Virtual PCD 00 00",
-        ]))
-        .status
-        .success()
-    })
-    .expect("card seen");
+    pcscd.wait_for_card(0);
     let socket = pcscd.socket();
     let output = run(std::process::Command::new("opensc-tool")
         .args(["--reader", "0", "--name"])

@@ -246,18 +246,8 @@ fn print_text(report: &ReadReport) {
         report.national_number.checksum
     );
     out!(
-        "Authentic:       {}{}",
-        if report.authenticity.authentic {
-            "yes"
-        } else {
-            "NO"
-        },
-        report
-            .authenticity
-            .problem
-            .as_deref()
-            .map(|p| format!(" ({p})"))
-            .unwrap_or_default()
+        "Authentic:       {}",
+        super::verify_dump::verdict(&report.authenticity)
     );
     out!(
         "Read:            {} APDUs, {} bytes from the card, {:.1} ms",

@@ -49,16 +49,17 @@ pub fn run(args: &VerifyDumpArgs) -> Result<(), Failure> {
     }
 }
 
-pub(super) fn print_text(report: &AuthenticityReport) {
-    out!(
-        "Authentic:        {}{}",
-        if report.authentic { "yes" } else { "NO" },
-        report
-            .problem
-            .as_deref()
-            .map(|p| format!(" ({p})"))
-            .unwrap_or_default()
-    );
+/// "yes", or "NO (why)": the verdict line of `read` and `verify-dump`.
+pub(super) fn verdict(report: &AuthenticityReport) -> String {
+    match (&report.problem, report.authentic) {
+        (_, true) => "yes".into(),
+        (Some(problem), false) => format!("NO ({problem})"),
+        (None, false) => "NO".into(),
+    }
+}
+
+fn print_text(report: &AuthenticityReport) {
+    out!("Authentic:        {}", verdict(report));
     out!(
         "Identity:         signature {}{}",
         report.identity.signature,

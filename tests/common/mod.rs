@@ -251,6 +251,19 @@ impl Pcscd {
         command
     }
 
+    /// Waits (event-driven, bounded) until pcscd sees a card in reader slot `slot`.
+    pub fn wait_for_card(&self, slot: u16) {
+        let reader = format!("Virtual PCD 00 {slot:02}");
+        let output = run(self
+            .agent()
+            .args(["readers", "--wait-for", "card", "--reader", &reader]));
+        assert!(
+            output.status.success(),
+            "no card seen in {reader}: {}",
+            stderr(&output)
+        );
+    }
+
     /// Inserts a fixture card into reader slot 0.
     pub fn insert(&self, card: &str) -> SimulatedCard {
         self.insert_with(card, 0, &[])

@@ -74,6 +74,117 @@ pub struct Config {
     /// `[policy]`: what a card must be to get an advice.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// `[api]`: the local API and its clients.
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Loopback address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+    /// `[[api.clients]]`.
+    #[serde(default)]
+    pub clients: Vec<ApiClientConfig>,
+    /// Use cases asked as soon as a card is read.
+    #[serde(default)]
+    pub auto_advice: Vec<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            clients: Vec::new(),
+            auto_advice: Vec::new(),
+        }
+    }
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8099))
+}
+
+/// `[[api.clients]]`: a POS or kiosk allowed to call the API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiClientConfig {
+    pub name: String,
+    /// File holding the client's bearer token (one line, at least 32 characters).
+    pub token_file: PathBuf,
+    pub scopes: Vec<crate::api::Scope>,
+    /// Browser origins of this client (`https://pos.example`); empty for non-browser clients.
+    #[serde(default)]
+    pub origins: Vec<String>,
+}
+
+impl ApiConfig {
+    fn check(&self, checker: &mut Checker<'_>) {
+        if !self.listen.ip().is_loopback() {
+            checker.report(
+                "api",
+                "listen",
+                ProblemKind::Invalid("must be a loopback address".into()),
+            );
+        }
+        for (index, client) in self.clients.iter().enumerate() {
+            let key = format!("clients[{index}].token_file");
+            if !checker.file_exists("api", &key, &client.token_file) {
+                continue;
+            }
+            match std::fs::read_to_string(&client.token_file) {
+                Ok(token) if token.trim().len() >= 32 => {}
+                Ok(_) => checker.report(
+                    "api",
+                    &key,
+                    ProblemKind::Invalid("the token must have at least 32 characters".into()),
+                ),
+                Err(error) => checker.report(
+                    "api",
+                    &key,
+                    ProblemKind::FileUnreadable(client.token_file.clone(), error.to_string()),
+                ),
+            }
+            for origin in &client.origins {
+                if Url::parse(origin)
+                    .map(|u| u.origin().ascii_serialization() != *origin)
+                    .unwrap_or(true)
+                {
+                    checker.report(
+                        "api",
+                        &format!("clients[{index}].origins"),
+                        ProblemKind::Invalid(format!(
+                            "{origin:?} is not an origin like https://pos.example"
+                        )),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The clients with their tokens read from their files.
+    pub fn clients(&self) -> Result<Vec<crate::api::Client>, ConfigError> {
+        self.clients
+            .iter()
+            .map(|client| {
+                let token = std::fs::read_to_string(&client.token_file).map_err(|source| {
+                    ConfigError::Read {
+                        path: client.token_file.clone(),
+                        source,
+                    }
+                })?;
+                Ok(crate::api::Client::new(
+                    &client.name,
+                    token.trim(),
+                    client.scopes.clone(),
+                    client.origins.clone(),
+                ))
+            })
+            .collect()
+    }
 }
 
 /// Which advice service to run.
@@ -407,6 +518,9 @@ impl Config {
         if let Some(path) = &mut self.trust.rrn_key_cache {
             resolve(path);
         }
+        for client in &mut self.api.clients {
+            resolve(&mut client.token_file);
+        }
     }
 
     /// The built-in Belgian roots plus `[trust] extra_roots` (PEM or DER).
@@ -462,6 +576,7 @@ impl Config {
         }
         self.device.check(&mut checker);
         self.trust.check(&mut checker);
+        self.api.check(&mut checker);
         checker
             .problems
             .sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));

@@ -2,9 +2,11 @@
 #![doc = include_str!("../README.md")]
 
 pub mod advice;
+pub mod api;
 pub mod beid;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod reader;
 pub mod session;
 pub mod sim;

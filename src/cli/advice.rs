@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::exit::{sentence, Failure};
-use super::read::{choose_reader, read_and_verify, seconds, CardRead};
+use super::read::{choose_reader, seconds};
 use super::trust_args::TrustArgs;
 use crate::advice::{self, Channel, Decision, Language, UpstreamSettings};
 use crate::config::Config;
-use crate::session::{decide, run_on_card, CardAuthentication, CardPolicy, Question, Verifier};
+use crate::session::{
+    decide, read_and_verify, run_on_card, CardAuthentication, CardPolicy, CardRead, Question,
+    Verifier,
+};
 use crate::trust::TrustStore;
 
 /// Where the service's configuration lives unless `--config` says otherwise.

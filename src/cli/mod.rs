@@ -15,6 +15,7 @@ mod diagnose;
 mod exit;
 mod read;
 mod readers;
+mod serve;
 mod simulate;
 mod trust_args;
 mod verify_dump;
@@ -56,6 +57,8 @@ enum Command {
     Readers(readers::ReadersArgs),
     /// Check pcscd, the readers and the card in them; exit 0 only when all is well.
     Diagnose(diagnose::DiagnoseArgs),
+    /// Run the agent: card sessions, the local API for POS clients, the kiosk page.
+    Serve(serve::ServeArgs),
     /// Read the card, verify it and ask the rule service for an advice on a use case.
     Advice(advice::AdviceArgs),
     /// Configuration file tools.
@@ -75,6 +78,7 @@ pub fn run() -> ExitCode {
         Command::Read(args) => read::run(&args),
         Command::Readers(args) => readers::run(&args),
         Command::Diagnose(args) => diagnose::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Advice(args) => advice::run(&args),
         Command::Config(command) => config_check::run(&command),
         Command::VerifyDump(args) => verify_dump::run(&args),

@@ -8,10 +8,11 @@ use serde::Serialize;
 
 use super::exit::Failure;
 use super::trust_args::TrustArgs;
-use crate::beid::{AtrHint, BeidCard, CardData, CardError, Checksum, IdentityFiles};
+use crate::beid::{AtrHint, Checksum};
 use crate::reader::pcsc::{PcscSession, ReaderStatus, SlotState};
-use crate::reader::{CardTransport, IoStats};
-use crate::session::{run_on_card, AuthenticityReport, CardJob, Verifier};
+use crate::session::{
+    read_and_verify, run_on_card, AuthenticityReport, CardJob, CardRead, Verifier,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct ReadArgs {
@@ -94,29 +95,6 @@ pub fn run(args: &ReadArgs) -> Result<(), Failure> {
     } else {
         Err(Failure::NotAuthentic)
     }
-}
-
-/// What one read of a card yields.
-pub(super) struct CardRead {
-    pub card_data: CardData,
-    pub files: IdentityFiles,
-    pub authenticity: AuthenticityReport,
-    pub stats: IoStats,
-}
-
-pub(super) fn read_and_verify(
-    card: &mut BeidCard<&mut dyn CardTransport>,
-    verifier: &Verifier,
-    authenticate_chip: bool,
-) -> Result<CardRead, CardError> {
-    let files = card.read_identity()?;
-    let authenticity = verifier.verify(card, &files, authenticate_chip)?;
-    Ok(CardRead {
-        card_data: card.card_data().clone(),
-        files,
-        authenticity,
-        stats: card.stats(),
-    })
 }
 
 pub(super) fn seconds(value: f64) -> Duration {

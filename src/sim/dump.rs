@@ -66,28 +66,55 @@ impl CardDump {
             path: dir.to_path_buf(),
             source,
         };
+        let mut named = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            if name == "atr.bin"
+                || name == "card-data.bin"
+                || name == "basic-private-key.pk8"
+                || file_id_of(&name).is_some()
+            {
+                let bytes = std::fs::read(&path).map_err(|source| DumpError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                named.push((name, bytes));
+            }
+        }
+        Self::from_named_files(dir, named)
+    }
+
+    /// The embedded fixture card of that name (see [`super::embedded`]).
+    pub fn embedded(name: &str) -> Option<Result<Self, DumpError>> {
+        let (_, files) = super::embedded::EMBEDDED_CARDS
+            .iter()
+            .find(|(card, _)| *card == name)?;
+        let named = files
+            .iter()
+            .map(|(file, bytes)| ((*file).to_owned(), bytes.to_vec()));
+        Some(Self::from_named_files(Path::new(name), named))
+    }
+
+    /// Builds a dump from (file name, bytes) pairs named as in a dump folder.
+    pub fn from_named_files(
+        dir: &Path,
+        named: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> Result<Self, DumpError> {
         let mut files = BTreeMap::new();
         let mut atr = None;
         let mut card_data = None;
         let mut basic_private_key_pkcs8 = None;
-        for entry in std::fs::read_dir(dir).map_err(io)? {
-            let path = entry.map_err(io)?.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            let read = || {
-                std::fs::read(&path).map_err(|source| DumpError::Io {
-                    path: path.clone(),
-                    source,
-                })
-            };
-            match name {
-                "atr.bin" => atr = Some(read()?),
-                "card-data.bin" => card_data = Some(read()?),
-                "basic-private-key.pk8" => basic_private_key_pkcs8 = Some(Zeroizing::new(read()?)),
+        for (name, bytes) in named {
+            match name.as_str() {
+                "atr.bin" => atr = Some(bytes),
+                "card-data.bin" => card_data = Some(bytes),
+                "basic-private-key.pk8" => basic_private_key_pkcs8 = Some(Zeroizing::new(bytes)),
                 _ => {
-                    if let Some(fid) = file_id_of(name) {
-                        files.insert(fid, Zeroizing::new(read()?));
+                    if let Some(fid) = file_id_of(&name) {
+                        files.insert(fid, Zeroizing::new(bytes));
                     }
                 }
             }

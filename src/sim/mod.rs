@@ -9,6 +9,7 @@
 
 mod card;
 mod dump;
+pub mod embedded;
 mod faults;
 pub mod pkcs15;
 mod transport;

@@ -1,0 +1,1 @@
+<!-- placeholder: the kiosk page is being written -->

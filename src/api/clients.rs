@@ -1,0 +1,152 @@
+//! API clients: who holds which token, with which scopes, from which browser origins.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Deserialize;
+
+/// What a client may see (docs/local-api.md "Scopes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    Advice,
+    Identity,
+    NationalNumber,
+}
+
+/// A configured client. The token itself is not kept: only its SHA-256, compared in
+/// constant time.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub origins: Vec<String>,
+    token_digest: [u8; 32],
+}
+
+impl Client {
+    pub fn new(name: &str, token: &str, scopes: Vec<Scope>, origins: Vec<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            scopes,
+            origins,
+            token_digest: digest(token),
+        }
+    }
+
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.origins.iter().any(|o| o == origin)
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref());
+    out
+}
+
+/// Equal-length comparison without early exit.
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The configured clients and their rate limits.
+pub struct Clients {
+    clients: Vec<std::sync::Arc<Client>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
+    rate_per_second: f64,
+    burst: f64,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Clients {
+    pub fn new(clients: Vec<Client>) -> Self {
+        Self {
+            clients: clients.into_iter().map(std::sync::Arc::new).collect(),
+            buckets: Mutex::new(HashMap::new()),
+            rate_per_second: 50.0,
+            burst: 100.0,
+        }
+    }
+
+    /// The client whose token this is.
+    pub fn authenticate(&self, token: &str) -> Option<std::sync::Arc<Client>> {
+        let presented = digest(token);
+        // Look at every client, so the time taken does not tell which one matched.
+        self.clients.iter().fold(None, |found, client| {
+            match same(&client.token_digest, &presented) {
+                true => Some(client.clone()),
+                false => found,
+            }
+        })
+    }
+
+    /// Whether any client accepts this origin (CORS preflights carry no token).
+    pub fn any_allows_origin(&self, origin: &str) -> bool {
+        self.clients.iter().any(|c| c.allows_origin(origin))
+    }
+
+    /// Token bucket per client: `true` when this request may go on.
+    pub fn admit(&self, client: &Client) -> bool {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return true;
+        };
+        let now = Instant::now();
+        let bucket = buckets.entry(client.name.clone()).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        let refill = now.duration_since(bucket.at).as_secs_f64() * self.rate_per_second;
+        bucket.tokens = (bucket.tokens + refill).min(self.burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_identify_clients_and_rates_are_limited() {
+        let clients = Clients::new(vec![
+            Client::new(
+                "pos",
+                "a-long-token-for-the-pos-client-0001",
+                vec![Scope::Advice],
+                vec!["https://pos.example".into()],
+            ),
+            Client::new(
+                "kiosk",
+                "a-long-token-for-the-kiosk-client-002",
+                vec![Scope::Advice],
+                vec![],
+            ),
+        ]);
+        let pos = clients
+            .authenticate("a-long-token-for-the-pos-client-0001")
+            .unwrap();
+        assert_eq!(pos.name, "pos");
+        assert!(clients
+            .authenticate("a-long-token-for-the-pos-client-0002")
+            .is_none());
+        assert!(pos.allows_origin("https://pos.example"));
+        assert!(!pos.allows_origin("https://pos.example.attacker"));
+        let admitted = (0..150).filter(|_| clients.admit(&pos)).count();
+        assert!((100..=102).contains(&admitted), "{admitted}");
+    }
+}

@@ -1,0 +1,101 @@
+//! api: the local HTTP API for POS clients and the kiosk page (docs/local-api.md).
+//!
+//! Loopback only, every request's Host checked, bearer tokens with scopes, Origin checked
+//! on every request that carries one, `Cache-Control: no-store` everywhere. Knows nothing
+//! of PC/SC or APDUs: it talks to the session [`Engine`]. The only module naming `axum`.
+
+mod clients;
+mod error;
+mod events;
+mod guard;
+mod kiosk;
+mod openapi;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use clients::{Client, Clients, Scope};
+pub use error::ApiError;
+
+use crate::metrics::Metrics;
+use crate::session::Engine;
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub clients: Arc<Clients>,
+    pub metrics: Arc<Metrics>,
+    tickets: Arc<events::Tickets>,
+    /// The Host values that name this agent ("127.0.0.1:8099", "localhost:8099", ...).
+    hosts: Arc<Vec<String>>,
+}
+
+impl AppState {
+    /// `port` is the one the agent listens on: only Host headers naming it are served.
+    pub fn new(engine: Engine, clients: Clients, metrics: Arc<Metrics>, port: u16) -> Self {
+        let hosts = ["127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .map(|host| format!("{host}:{port}"))
+            .collect();
+        Self {
+            engine,
+            clients: Arc::new(clients),
+            metrics,
+            tickets: Arc::new(events::Tickets::default()),
+            hosts: Arc::new(hosts),
+        }
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let mut v1 = Router::new()
+        .route("/v1/status", get(routes::status))
+        .route("/v1/readers", get(routes::readers))
+        .route("/v1/sessions/{session}", get(routes::session))
+        .route("/v1/sessions/{session}/advice", post(routes::advice))
+        .route("/v1/events/ticket", post(events::ticket))
+        .route("/v1/events", get(events::stream));
+    if state.engine.source().simulator().is_some() {
+        v1 = v1
+            .route("/v1/simulator/cards", get(routes::simulator_cards))
+            .route("/v1/simulator/insert", post(routes::simulator_insert))
+            .route("/v1/simulator/remove", post(routes::simulator_remove));
+    }
+    let v1 = v1.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        guard::caller,
+    ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(routes::metrics))
+        .route("/v1/openapi.json", get(openapi::document))
+        .route("/kiosk", get(kiosk::redirect))
+        .route("/kiosk/", get(kiosk::page))
+        .route("/kiosk/kiosk.js", get(kiosk::script))
+        .route("/kiosk/kiosk.css", get(kiosk::style))
+        .merge(v1)
+        .fallback(|| async { ApiError::NOT_FOUND })
+        .layer(axum::extract::DefaultBodyLimit::max(4096))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::host_and_headers,
+        ))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes (systemd may pass the listener).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

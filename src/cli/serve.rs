@@ -1,0 +1,226 @@
+//! `beid-agent serve`: the agent itself. `serve --simulate` is the embedded default for
+//! newcomers and demos: in-process simulated readers with the fixture cards, the simulated
+//! rule service, the TEST roots trusted, and a demo token written to a file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::exit::{sentence, Failure};
+use crate::advice::{self, Channel, UpstreamSettings};
+use crate::api::{self, AppState, Client, Clients, Scope};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::session::{
+    CardPolicy, CardSource, Engine, EngineSettings, PcscReaders, SimulatedReaders, Verifier,
+};
+use crate::trust::TrustStore;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The configuration file (default /etc/beid-agent/config.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Demo without hardware or configuration: simulated readers and rule service.
+    #[arg(long, conflicts_with = "config")]
+    simulate: bool,
+    /// Loopback address to listen on (overrides [api] listen; default 127.0.0.1:8099).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Where state lives (RRN key cache; the demo token with --simulate).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// With --simulate: answer as slowly as real cards on a T=0 wire.
+    #[arg(long, requires = "simulate")]
+    wire_time: bool,
+}
+
+/// Everything `serve` builds before listening.
+struct Agent {
+    source: Arc<dyn CardSource>,
+    settings: EngineSettings,
+    clients: Vec<Client>,
+    listen: SocketAddr,
+}
+
+pub fn run(args: &ServeArgs) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Other(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: &ServeArgs) -> Result<(), Failure> {
+    let state_dir = args.state_dir.clone().unwrap_or_else(|| {
+        if args.simulate {
+            std::env::temp_dir().join("beid-agent-demo")
+        } else {
+            PathBuf::from("/var/lib/beid-agent")
+        }
+    });
+    std::fs::create_dir_all(&state_dir)
+        .map_err(|e| Failure::Other(format!("cannot create {}: {e}", state_dir.display())))?;
+    let listen_hint = args.listen;
+    let mut agent = if args.simulate {
+        simulated(args, &state_dir)?
+    } else {
+        configured(args)?
+    };
+    if let Some(listen) = listen_hint {
+        agent.listen = listen;
+    }
+    if !agent.listen.ip().is_loopback() {
+        return Err(Failure::Other(format!(
+            "{} is not a loopback address: the agent never listens on the network",
+            agent.listen
+        )));
+    }
+    let listener = tokio::net::TcpListener::bind(agent.listen)
+        .await
+        .map_err(|e| Failure::Other(format!("cannot listen on {}: {e}", agent.listen)))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| Failure::Other(e.to_string()))?
+        .port();
+    let mut clients = agent.clients;
+    if args.simulate {
+        let token = demo_token(&state_dir)?;
+        let origins = vec![
+            format!("http://127.0.0.1:{port}"),
+            format!("http://localhost:{port}"),
+        ];
+        clients.push(Client::new(
+            "demo",
+            &token,
+            vec![Scope::Advice, Scope::Identity, Scope::NationalNumber],
+            origins,
+        ));
+        out!("beid-agent (simulation) serving on http://127.0.0.1:{port}");
+        out!("  kiosk page:  http://127.0.0.1:{port}/kiosk/#token={token}");
+        out!(
+            "  demo token:  {} (scopes advice, identity, national-number)",
+            state_dir.join("demo-token").display()
+        );
+    } else {
+        out!("beid-agent serving on http://127.0.0.1:{port}");
+    }
+    let metrics = Arc::new(Metrics::default());
+    let engine = Engine::start(agent.source, agent.settings, metrics.clone())
+        .map_err(|e| Failure::Other(format!("cannot start the card engine: {e}")))?;
+    let state = AppState::new(engine, Clients::new(clients), metrics, port);
+    tracing::info!(port, "ready");
+    api::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| Failure::Other(format!("the API stopped: {e}")))
+}
+
+fn simulated(args: &ServeArgs, state_dir: &Path) -> Result<Agent, Failure> {
+    let readers = SimulatedReaders::new(
+        &["Simulated reader 1", "Simulated reader 2"],
+        args.wire_time,
+    );
+    let store = TrustStore::production()
+        .with_test_roots()
+        .map_err(|e| Failure::Other(sentence(&e)))?;
+    let advice = advice::build(&UpstreamSettings::Simulated(
+        advice::SimulatedSettings::default(),
+    ))
+    .map_err(|e| Failure::Other(sentence(&e)))?;
+    Ok(Agent {
+        source: Arc::new(readers),
+        settings: EngineSettings {
+            verifier: Verifier::new(store, Some(state_dir.join("rrn-keys.json"))),
+            advice,
+            catalogue: advice::Catalogue::defaults(),
+            device_id: "demo".into(),
+            channel: Channel::Counter,
+            policy: CardPolicy::default(),
+            authenticate_chip: false,
+            auto_advice: Vec::new(),
+        },
+        clients: Vec::new(),
+        listen: SocketAddr::from(([127, 0, 0, 1], 8099)),
+    })
+}
+
+fn configured(args: &ServeArgs) -> Result<Agent, Failure> {
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(super::advice::DEFAULT_CONFIG));
+    if !path.exists() {
+        return Err(Failure::Other(format!(
+            "no configuration at {}: pass --config FILE, or --simulate for a demo",
+            path.display()
+        )));
+    }
+    let config = Config::load(&path).map_err(|e| Failure::Other(sentence(&e)))?;
+    let store = config
+        .trust_store()
+        .map_err(|e| Failure::Other(sentence(&e)))?;
+    let settings = config
+        .upstream
+        .settings()
+        .map_err(|e| Failure::Other(sentence(&e)))?;
+    let channel = config.device.channel;
+    Ok(Agent {
+        source: Arc::new(PcscReaders::default()),
+        settings: EngineSettings {
+            verifier: Verifier::new(store, config.trust.rrn_key_cache.clone()),
+            advice: advice::build(&settings).map_err(|e| Failure::Other(sentence(&e)))?,
+            catalogue: config
+                .catalogue()
+                .map_err(|e| Failure::Other(sentence(&e)))?,
+            device_id: config.device.id.clone(),
+            channel,
+            policy: CardPolicy {
+                allow_expired_cards: config.policy.allow_expired_cards,
+            },
+            authenticate_chip: config
+                .policy
+                .card_authentication
+                .applies(channel == Channel::Kiosk),
+            auto_advice: config.api.auto_advice.clone(),
+        },
+        clients: config
+            .api
+            .clients()
+            .map_err(|e| Failure::Other(sentence(&e)))?,
+        listen: config.api.listen,
+    })
+}
+
+/// A fresh random demo token, written for the newcomer (mode 0600).
+fn demo_token(state_dir: &Path) -> Result<String, Failure> {
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let path = state_dir.join("demo-token");
+    std::fs::write(&path, format!("{token}\n"))
+        .map_err(|e| Failure::Other(format!("cannot write {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(token)
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

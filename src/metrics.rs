@@ -1,0 +1,154 @@
+//! metrics: counters for `/metrics` in Prometheus text. No personal data in any label: only
+//! outcomes, decisions, routes and status codes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::advice::Decision;
+
+/// Upper bounds (seconds) of the upstream latency histogram.
+const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+#[derive(Default)]
+pub struct Metrics {
+    reads_ok: AtomicU64,
+    reads_failed: AtomicU64,
+    verification_failures: AtomicU64,
+    advice: [AtomicU64; 3],
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_micros: AtomicU64,
+    /// (route template, status) → count.
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+}
+
+impl Metrics {
+    pub fn read(&self, ok: bool, not_authentic: bool) {
+        let counter = if ok {
+            &self.reads_ok
+        } else {
+            &self.reads_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if not_authentic {
+            self.verification_failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn advice(&self, decision: Decision, latency: Duration) {
+        let index = match decision {
+            Decision::Eligible => 0,
+            Decision::NotEligible => 1,
+            Decision::Unknown => 2,
+        };
+        self.advice[index].fetch_add(1, Ordering::Relaxed);
+        let seconds = latency.as_secs_f64();
+        for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS) {
+            if seconds <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_micros.fetch_add(
+            latency.as_micros().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn request(&self, route: &str, status: u16) {
+        if let Ok(mut requests) = self.requests.lock() {
+            *requests.entry((route.to_owned(), status)).or_default() += 1;
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP beid_card_reads_total Card reads by outcome.\n# TYPE beid_card_reads_total counter");
+        let _ = writeln!(
+            out,
+            "beid_card_reads_total{{outcome=\"ok\"}} {}",
+            get(&self.reads_ok)
+        );
+        let _ = writeln!(
+            out,
+            "beid_card_reads_total{{outcome=\"error\"}} {}",
+            get(&self.reads_failed)
+        );
+        let _ = writeln!(out, "# HELP beid_verification_failures_total Cards whose data was not authentic.\n# TYPE beid_verification_failures_total counter");
+        let _ = writeln!(
+            out,
+            "beid_verification_failures_total {}",
+            get(&self.verification_failures)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP beid_advice_total Advice by decision.\n# TYPE beid_advice_total counter"
+        );
+        for (name, counter) in ["eligible", "not_eligible", "unknown"]
+            .iter()
+            .zip(&self.advice)
+        {
+            let _ = writeln!(
+                out,
+                "beid_advice_total{{decision=\"{name}\"}} {}",
+                get(counter)
+            );
+        }
+        let _ = writeln!(out, "# HELP beid_advice_latency_seconds Time to decide an advice (upstream included).\n# TYPE beid_advice_latency_seconds histogram");
+        for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS) {
+            let _ = writeln!(
+                out,
+                "beid_advice_latency_seconds_bucket{{le=\"{bound}\"}} {}",
+                get(bucket)
+            );
+        }
+        let count = get(&self.latency_count);
+        let _ = writeln!(
+            out,
+            "beid_advice_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "beid_advice_latency_seconds_sum {}",
+            get(&self.latency_sum_micros) as f64 / 1e6
+        );
+        let _ = writeln!(out, "beid_advice_latency_seconds_count {count}");
+        let _ = writeln!(out, "# HELP beid_api_requests_total API requests by route and status.\n# TYPE beid_api_requests_total counter");
+        if let Ok(requests) = self.requests.lock() {
+            for ((route, status), count) in requests.iter() {
+                let _ = writeln!(
+                    out,
+                    "beid_api_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_a_cumulative_histogram() {
+        let metrics = Metrics::default();
+        metrics.read(true, true);
+        metrics.advice(Decision::Eligible, Duration::from_millis(20));
+        metrics.advice(Decision::Unknown, Duration::from_secs(3));
+        metrics.request("/v1/status", 200);
+        let text = metrics.render();
+        assert!(text.contains("beid_card_reads_total{outcome=\"ok\"} 1"));
+        assert!(text.contains("beid_verification_failures_total 1"));
+        assert!(text.contains("beid_advice_total{decision=\"eligible\"} 1"));
+        assert!(text.contains("beid_advice_latency_seconds_bucket{le=\"0.025\"} 1"));
+        assert!(text.contains("beid_advice_latency_seconds_bucket{le=\"5\"} 2"));
+        assert!(text.contains("beid_advice_latency_seconds_count 2"));
+        assert!(text.contains("beid_api_requests_total{route=\"/v1/status\",status=\"200\"} 1"));
+    }
+}

@@ -208,6 +208,22 @@ pub struct RemoveBody {
     reader: Option<String>,
 }
 
+/// Waits (at most 2 s) until the engine announced `name`, so a simulator call answers once
+/// the agent itself has seen the card arrive or leave.
+async fn settled(
+    events: &mut tokio::sync::broadcast::Receiver<crate::session::AgentEvent>,
+    name: &str,
+) {
+    let wait = async {
+        while let Ok(event) = events.recv().await {
+            if event.name == name {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), wait).await;
+}
+
 /// The simulator speaks reader ids, like the rest of the API.
 fn reader_name(state: &AppState, id: Option<&str>) -> Result<Option<String>, ApiError> {
     let Some(id) = id else { return Ok(None) };
@@ -233,9 +249,11 @@ pub async fn simulator_insert(
         .simulator()
         .ok_or(ApiError::NOT_FOUND)?;
     let reader = reader_name(&state, request.reader.as_deref())?;
+    let mut events = state.engine.subscribe();
     simulator
         .insert(reader.as_deref(), &request.card)
         .map_err(|_| ApiError::SIMULATOR)?;
+    settled(&mut events, "card-inserted").await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,0 +1,455 @@
+//! The local API over a real socket: the agent's router on 127.0.0.1 port 0 with simulated
+//! readers and the simulated rule service, clients with different scopes and origins.
+
+// Test code: a broken expectation must stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use beid_agent::advice::{self, Channel, UpstreamSettings};
+use beid_agent::api::{self, AppState, Client, Clients, Scope};
+use beid_agent::metrics::Metrics;
+use beid_agent::session::{CardPolicy, Engine, EngineSettings, SimulatedReaders, Verifier};
+use beid_agent::trust::TrustStore;
+use reqwest::header::{HeaderMap, ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL};
+use serde_json::{json, Value};
+
+const POS: &str = "pos-token-0123456789-0123456789-0123456789";
+const KIOSK: &str = "kiosk-token-0123456789-0123456789-012345";
+const FULL: &str = "full-token-0123456789-0123456789-0123456789";
+const IDENTITY_ONLY: &str = "identity-token-0123456789-0123456789-0123";
+const POS_ORIGIN: &str = "https://pos.uitpas.example";
+
+struct Agent {
+    base: String,
+    http: reqwest::Client,
+}
+
+async fn start() -> Agent {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let source = Arc::new(SimulatedReaders::new(
+        &["Simulated reader 1", "Simulated reader 2"],
+        false,
+    ));
+    let settings = EngineSettings {
+        verifier: Verifier::new(TrustStore::production().with_test_roots().unwrap(), None),
+        advice: advice::build(&UpstreamSettings::Simulated(
+            advice::SimulatedSettings::default(),
+        ))
+        .unwrap(),
+        catalogue: advice::Catalogue::defaults(),
+        device_id: "balie-3".into(),
+        channel: Channel::Counter,
+        policy: CardPolicy::default(),
+        authenticate_chip: false,
+        auto_advice: Vec::new(),
+    };
+    let metrics = Arc::new(Metrics::default());
+    let engine = Engine::start(source, settings, metrics.clone()).unwrap();
+    let clients = Clients::new(vec![
+        Client::new(
+            "pos",
+            POS,
+            vec![Scope::Advice, Scope::Identity],
+            vec![POS_ORIGIN.into()],
+        ),
+        Client::new("kiosk", KIOSK, vec![Scope::Advice], vec![]),
+        Client::new(
+            "full",
+            FULL,
+            vec![Scope::Advice, Scope::Identity, Scope::NationalNumber],
+            vec![],
+        ),
+        Client::new(
+            "identity-only",
+            IDENTITY_ONLY,
+            vec![Scope::Identity],
+            vec![],
+        ),
+    ]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = AppState::new(engine, clients, metrics, port);
+    tokio::spawn(api::serve(listener, state, std::future::pending()));
+    Agent {
+        base: format!("http://127.0.0.1:{port}"),
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Agent {
+    fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+    }
+
+    fn post(&self, path: &str, token: &str, body: Value) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+    }
+
+    async fn insert(&self, card: &str) {
+        let response = self
+            .post("/v1/simulator/insert", FULL, json!({"card": card}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+    }
+
+    async fn remove(&self) {
+        let response = self
+            .post("/v1/simulator/remove", FULL, json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+    }
+
+    /// The session of the card in the first reader (inserted just before).
+    async fn session(&self) -> String {
+        let readers: Value = self
+            .get("/v1/readers", FULL)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        readers[0]["session"]
+            .as_str()
+            .expect("a session")
+            .to_owned()
+    }
+
+    async fn advise(&self, session: &str, token: &str) -> reqwest::Response {
+        self.post(
+            &format!("/v1/sessions/{session}/advice"),
+            token,
+            json!({"useCase": "uitpas-kansentarief"}),
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+}
+
+fn no_store(headers: &HeaderMap) -> bool {
+    headers.get(CACHE_CONTROL).is_some_and(|v| v == "no-store")
+}
+
+#[tokio::test]
+async fn tokens_hosts_and_scopes_are_enforced() {
+    let agent = start().await;
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let anonymous = agent
+        .http
+        .get(format!("{}/v1/status", agent.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(no_store(anonymous.headers()));
+    let body: Value = anonymous.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized");
+    assert_eq!(
+        status(agent.get("/v1/status", "wrong-token").send().await.unwrap()),
+        401
+    );
+    assert_eq!(
+        status(agent.get("/v1/status", IDENTITY_ONLY).send().await.unwrap()),
+        403
+    );
+    assert_eq!(
+        status(agent.get("/v1/status", KIOSK).send().await.unwrap()),
+        200
+    );
+
+    // DNS rebinding: a name that resolves to 127.0.0.1 but is not the agent's.
+    for path in ["/v1/status", "/healthz", "/kiosk/"] {
+        let response = agent
+            .get(path, FULL)
+            .header("Host", "attacker.example:8099")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "host_not_allowed");
+    }
+}
+
+#[tokio::test]
+async fn origins_are_checked_on_every_request_and_cors_names_only_the_clients_own() {
+    let agent = start().await;
+    let foreign = agent
+        .get("/v1/status", POS)
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    assert!(foreign.headers().get(ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+    // Another client's origin is foreign too, valid token or not.
+    let other = agent
+        .get("/v1/status", KIOSK)
+        .header("Origin", POS_ORIGIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 403);
+
+    let own = agent
+        .get("/v1/status", POS)
+        .header("Origin", POS_ORIGIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    assert_eq!(own.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], POS_ORIGIN);
+    assert_eq!(own.headers()["vary"], "Origin");
+
+    let preflight = |origin: &'static str| {
+        agent
+            .http
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/v1/status", agent.base),
+            )
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "authorization")
+            .send()
+    };
+    let allowed = preflight(POS_ORIGIN).await.unwrap();
+    assert_eq!(allowed.status(), 204);
+    assert_eq!(allowed.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], POS_ORIGIN);
+    assert_eq!(
+        allowed.headers()["access-control-allow-private-network"],
+        "true"
+    );
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.headers().get(ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+}
+
+#[tokio::test]
+async fn a_session_shows_only_what_the_scopes_allow() {
+    let agent = start().await;
+    agent.insert("gen-1.8-ec").await;
+    let session = agent.session().await;
+    // Reading takes a moment: asking for advice waits for it.
+    assert_eq!(agent.advise(&session, FULL).await.status(), 200);
+    let view = |token| {
+        let request = agent.get(&format!("/v1/sessions/{session}"), token);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let kiosk = view(KIOSK).await;
+    assert_eq!(kiosk["state"], "ready");
+    assert_eq!(kiosk["authenticity"]["authentic"], true);
+    assert!(kiosk.get("identity").is_none());
+    assert!(kiosk.get("nationalNumber").is_none());
+    let pos = view(POS).await;
+    assert_eq!(pos["identity"]["surname"], "Testkaart");
+    assert!(pos.get("nationalNumber").is_none());
+    let full = view(FULL).await;
+    assert_eq!(full["nationalNumber"], "03641299855");
+    let kiosk_text = serde_json::to_string(&kiosk).unwrap();
+    assert!(!kiosk_text.contains("03641299855") && !kiosk_text.contains("Testkaart"));
+}
+
+#[tokio::test]
+async fn the_next_citizen_never_gets_the_previous_advice() {
+    let agent = start().await;
+    agent.insert("gen-1.8-ec").await;
+    let first = agent.session().await;
+    let answer: Value = agent.advise(&first, KIOSK).await.json().await.unwrap();
+    assert_eq!(answer["decision"], "eligible");
+    assert_eq!(answer["session"], first.as_str());
+    assert!(answer["decidedAt"].as_str().unwrap().ends_with('Z'));
+
+    agent.remove().await;
+    let gone = agent.advise(&first, KIOSK).await;
+    assert_eq!(gone.status(), 410);
+    let gone_view = agent
+        .get(&format!("/v1/sessions/{first}"), KIOSK)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone_view.status(), 410);
+
+    agent.insert("gen-1.7-rsa2048").await;
+    let second = agent.session().await;
+    assert_ne!(first, second);
+    let answer: Value = agent.advise(&second, KIOSK).await.json().await.unwrap();
+    assert_eq!(answer["decision"], "not_eligible");
+    let unknown = agent
+        .advise("00000000-0000-4000-8000-000000000000", KIOSK)
+        .await;
+    assert_eq!(unknown.status(), 404);
+}
+
+#[tokio::test]
+async fn bodies_must_be_small_json() {
+    let agent = start().await;
+    agent.insert("gen-1.8-ec").await;
+    let session = agent.session().await;
+    let url = format!("{}/v1/sessions/{session}/advice", agent.base);
+    let text = agent
+        .http
+        .post(&url)
+        .bearer_auth(KIOSK)
+        .header("Content-Type", "text/plain")
+        .body(r#"{"useCase":"uitpas-kansentarief"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.status(), 415);
+    let huge = format!(r#"{{"useCase":"{}"}}"#, "x".repeat(5000));
+    let large = agent
+        .http
+        .post(&url)
+        .bearer_auth(KIOSK)
+        .header("Content-Type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(large.status(), 413);
+    let wrong = agent
+        .post(
+            &format!("/v1/sessions/{session}/advice"),
+            KIOSK,
+            json!({"useCase": "no-such-thing"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 400);
+}
+
+/// Reads Server-Sent Events until `until` is seen or the time runs out.
+async fn collect_events(
+    response: &mut reqwest::Response,
+    until: &str,
+    limit: Duration,
+) -> Vec<(String, Value)> {
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    while !events
+        .iter()
+        .any(|(name, _): &(String, Value)| name == until)
+    {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .expect("events in time")
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let name = block
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .map(str::to_owned);
+            let data = block
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .map(|d| serde_json::from_str(d).unwrap());
+            if let (Some(name), Some(data)) = (name, data) {
+                events.push((name, data));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn events_come_in_order_through_a_single_use_ticket() {
+    let agent = start().await;
+    let ticket: Value = agent
+        .post("/v1/events/ticket", KIOSK, json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    let url = format!("{}/v1/events?ticket={ticket}", agent.base);
+    let mut stream = agent.http.get(&url).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    // Used once: a second use, or a made-up ticket, is refused.
+    assert_eq!(agent.http.get(&url).send().await.unwrap().status(), 401);
+    let made_up = format!("{}/v1/events?ticket=0123456789abcdef", agent.base);
+    assert_eq!(agent.http.get(&made_up).send().await.unwrap().status(), 401);
+
+    agent.insert("gen-1.8-ec").await;
+    let mut seen = collect_events(&mut stream, "card-read", Duration::from_secs(10)).await;
+    let session = seen.iter().find(|(n, _)| n == "card-inserted").unwrap().1["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(agent.advise(&session, KIOSK).await.status(), 200);
+    agent.remove().await;
+    seen.extend(collect_events(&mut stream, "card-removed", Duration::from_secs(10)).await);
+    let order: Vec<&str> = seen
+        .iter()
+        .filter(|(_, data)| data["session"] == session.as_str())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(
+        order,
+        ["card-inserted", "card-read", "advice", "card-removed"]
+    );
+    let advice = &seen.iter().find(|(n, _)| n == "advice").unwrap().1;
+    assert_eq!(advice["decision"], "eligible");
+    assert_eq!(advice["useCase"], "uitpas-kansentarief");
+    let all = serde_json::to_string(&seen.iter().map(|(_, d)| d).collect::<Vec<_>>()).unwrap();
+    assert!(
+        !all.contains("03641299855") && !all.contains("Testkaart"),
+        "{all}"
+    );
+}
+
+#[tokio::test]
+async fn health_metrics_and_openapi_need_only_the_host() {
+    let agent = start().await;
+    let health = agent
+        .http
+        .get(format!("{}/healthz", agent.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let _ = agent.get("/v1/status", "wrong-token").send().await.unwrap();
+    let metrics = agent
+        .http
+        .get(format!("{}/metrics", agent.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("beid_api_requests_total{route=\"/v1/status\",status=\"401\"} 1"),
+        "{metrics}"
+    );
+    let openapi: Value = agent
+        .http
+        .get(format!("{}/v1/openapi.json", agent.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(openapi["openapi"], "3.1.0");
+    assert!(openapi["paths"]["/v1/sessions/{session}/advice"]["post"].is_object());
+}

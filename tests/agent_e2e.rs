@@ -10,7 +10,7 @@ mod common;
 mod upstream;
 
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{expected, Pcscd};

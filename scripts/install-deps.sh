@@ -2,12 +2,13 @@
 # Installs the Debian packages beid-agent needs, only those missing (apt-get, with sudo
 # when not root). A fresh machine has the PC/SC runtime library but not the rest.
 #   install-deps.sh run    what the agent needs to run with its simulated card
-#   install-deps.sh test   that, plus what the tests use (OpenSC as independent reader)
+#   install-deps.sh test   that, plus what the tests use (OpenSC as independent reader,
+#                          openssl for test keys, Chromium and its WebDriver for the pages)
 set -euo pipefail
 
 packages=(pcscd libpcsclite-dev pkgconf vsmartcard-vpcd util-linux coreutils)
 if [ "${1:-test}" = test ]; then
-  packages+=(opensc openssl)
+  packages+=(opensc openssl chromium chromium-driver fonts-dejavu-core)
 fi
 
 missing=()

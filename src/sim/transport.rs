@@ -29,7 +29,14 @@ impl CardTransport for SimTransport {
             return Err(ReaderError::CardRemoved(None));
         }
         match self.card.process(apdu) {
-            SimOutcome::Respond(response) => Ok(response),
+            SimOutcome::Respond(response) => {
+                // As slow as the card's T=0 wire when the model is on (zero otherwise).
+                let wire = self.card.wire_time_for(apdu.len(), response.len());
+                if !wire.is_zero() {
+                    std::thread::sleep(wire);
+                }
+                Ok(response)
+            }
             SimOutcome::Removed => {
                 self.removed = true;
                 Err(ReaderError::CardRemoved(None))

@@ -1,0 +1,171 @@
+//! The agent under load, in-process over real sockets: API latency at a fixed request rate,
+//! and insertion → advice with the simulated readers (T=0 wire-time model off and on).
+//!
+//! cargo bench --bench agent            (API: 500 req/s for 10 s; 200 insertions each way)
+
+// Bench set-up: a failure must stop loudly.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use beid_agent::advice::{self, Channel, UpstreamSettings};
+use beid_agent::api::{self, AppState, Client, Clients, Scope};
+use beid_agent::metrics::Metrics;
+use beid_agent::session::{CardPolicy, Engine, EngineSettings, SimulatedReaders, Verifier};
+use beid_agent::trust::TrustStore;
+
+const CLIENTS: usize = 20;
+
+fn token(i: usize) -> String {
+    format!("bench-client-{i:04}-0123456789-0123456789")
+}
+
+async fn start(wire_time: bool, auto_advice: bool) -> (String, Engine) {
+    let source = Arc::new(SimulatedReaders::new(&["Simulated reader 1"], wire_time));
+    let settings = EngineSettings {
+        verifier: Verifier::new(TrustStore::production().with_test_roots().unwrap(), None),
+        advice: advice::build(&UpstreamSettings::Simulated(
+            advice::SimulatedSettings::default(),
+        ))
+        .unwrap(),
+        catalogue: advice::Catalogue::defaults(),
+        device_id: "bench".into(),
+        channel: Channel::Counter,
+        policy: CardPolicy::default(),
+        authenticate_chip: false,
+        auto_advice: if auto_advice {
+            vec!["uitpas-kansentarief".into()]
+        } else {
+            Vec::new()
+        },
+    };
+    let metrics = Arc::new(Metrics::default());
+    let engine = Engine::start(source, settings, metrics.clone()).unwrap();
+    // The agent allows 50 req/s per client: 20 clients carry 500 req/s.
+    let clients = (0..CLIENTS)
+        .map(|i| Client::new(&format!("c{i}"), &token(i), vec![Scope::Advice], vec![]))
+        .collect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = AppState::new(engine.clone(), Clients::new(clients), metrics, port);
+    tokio::spawn(api::serve(listener, state, std::future::pending()));
+    (format!("http://127.0.0.1:{port}"), engine)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+async fn api_at_rate(rate: u32, seconds: u64) {
+    let (base, _engine) = start(false, false).await;
+    let http = reqwest::Client::new();
+    // A card in the reader, so /v1/readers has a session to report.
+    let insert = http
+        .post(format!("{base}/v1/simulator/insert"))
+        .bearer_auth(token(0))
+        .json(&serde_json::json!({"card": "gen-1.8-ec"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(insert.status(), 204);
+    let total = rate as u64 * seconds;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        tokio::time::sleep_until(started + interval * i as u32).await;
+        let http = http.clone();
+        let url = format!("{base}/v1/readers");
+        let token = token(i as usize % CLIENTS);
+        tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let status = http
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .map(|r| r.status().as_u16());
+            (sent.elapsed(), status)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(tasks.len());
+    let mut failures = 0;
+    for task in tasks {
+        let (latency, status) = task.await.unwrap();
+        if !matches!(status, Ok(200)) {
+            failures += 1;
+        }
+        latencies.push(latency);
+    }
+    latencies.sort();
+    println!(
+        "api GET /v1/readers at {rate} req/s for {seconds} s: {} requests, {failures} not 200; p50 {:?}, p99 {:?}, max {:?}",
+        latencies.len(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        latencies.last().unwrap()
+    );
+}
+
+async fn insertion_to_advice(wire_time: bool, rounds: usize) {
+    let (base, engine) = start(wire_time, true).await;
+    let http = reqwest::Client::new();
+    let mut events = engine.subscribe();
+    let mut latencies = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let card = if round % 2 == 0 {
+            "gen-1.8-ec"
+        } else {
+            "gen-1.7-rsa2048"
+        };
+        let started = Instant::now();
+        http.post(format!("{base}/v1/simulator/insert"))
+            .bearer_auth(token(round % CLIENTS))
+            .json(&serde_json::json!({"card": card}))
+            .send()
+            .await
+            .unwrap();
+        loop {
+            let event = events.recv().await.unwrap();
+            if event.name == "advice" {
+                break;
+            }
+        }
+        latencies.push(started.elapsed());
+        http.post(format!("{base}/v1/simulator/remove"))
+            .bearer_auth(token(round % CLIENTS))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+    }
+    latencies.sort();
+    println!(
+        "insertion -> advice event, simulated readers, wire-time model {}: {rounds} cards, p50 {:?}, p99 {:?}",
+        if wire_time { "on " } else { "off" },
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99)
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs benches with --bench absent: keep that quick.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        if quick {
+            api_at_rate(50, 1).await;
+            insertion_to_advice(false, 4).await;
+        } else {
+            api_at_rate(500, 10).await;
+            insertion_to_advice(false, 200).await;
+            insertion_to_advice(true, 200).await;
+        }
+    });
+}

@@ -39,6 +39,7 @@ async fn start(wire_time: bool, auto_advice: bool) -> (String, Engine) {
         } else {
             Vec::new()
         },
+        audit: None,
     };
     let metrics = Arc::new(Metrics::default());
     let engine = Engine::start(source, settings, metrics.clone()).unwrap();

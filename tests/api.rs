@@ -44,6 +44,7 @@ async fn start() -> Agent {
         policy: CardPolicy::default(),
         authenticate_chip: false,
         auto_advice: Vec::new(),
+        audit: None,
     };
     let metrics = Arc::new(Metrics::default());
     let engine = Engine::start(source, settings, metrics.clone()).unwrap();

@@ -91,8 +91,35 @@ pub async fn caller(State(state): State<AppState>, mut request: Request, next: N
     if !state.clients.admit(&client) {
         return ApiError::RATE.into_response();
     }
+    // Which client looked at which card session's data is audited.
+    let audited = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .filter(|route| route.starts_with("/v1/sessions/"));
+    let session = request
+        .uri()
+        .path()
+        .split('/')
+        .nth(3)
+        .and_then(|id| uuid::Uuid::parse_str(id).ok());
+    let method = request.method().to_string();
+    let client_name = client.name.clone();
     request.extensions_mut().insert(Caller(client));
     let mut response = next.run(request).await;
+    if let Some(route) = audited {
+        let record = crate::audit::ApiRequest {
+            client: Some(client_name),
+            method,
+            route,
+            status: response.status().as_u16(),
+            session,
+        };
+        state
+            .engine
+            .record(move |log| log.api_request(&record))
+            .await;
+    }
     if let Some(origin) = origin {
         add_cors(response.headers_mut(), &origin);
     }

@@ -10,6 +10,7 @@ macro_rules! out {
 }
 
 mod advice;
+mod audit_verify;
 mod config_check;
 mod diagnose;
 mod exit;
@@ -61,6 +62,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Read the card, verify it and ask the rule service for an advice on a use case.
     Advice(advice::AdviceArgs),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(audit_verify::AuditCommand),
     /// Configuration file tools.
     #[command(subcommand)]
     Config(config_check::ConfigCommand),
@@ -81,6 +85,7 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Advice(args) => advice::run(&args),
         Command::Config(command) => config_check::run(&command),
+        Command::Audit(command) => audit_verify::run(&command),
         Command::VerifyDump(args) => verify_dump::run(&args),
         Command::SimulateCard(args) => simulate::run(&args),
     };

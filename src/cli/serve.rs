@@ -62,11 +62,17 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
     std::fs::create_dir_all(&state_dir)
         .map_err(|e| Failure::Other(format!("cannot create {}: {e}", state_dir.display())))?;
     let listen_hint = args.listen;
+    let audit = open_audit(&state_dir)?;
     let mut agent = if args.simulate {
         simulated(args, &state_dir)?
     } else {
         configured(args)?
     };
+    agent.settings.audit = Some(audit.clone());
+    let started = crate::audit::AgentStarted::this_process(Some(agent.settings.device_id.clone()));
+    audit
+        .agent_started(&started)
+        .map_err(|e| Failure::Other(format!("cannot write the audit log: {}", sentence(&e))))?;
     if let Some(listen) = listen_hint {
         agent.listen = listen;
     }
@@ -138,6 +144,7 @@ fn simulated(args: &ServeArgs, state_dir: &Path) -> Result<Agent, Failure> {
             policy: CardPolicy::default(),
             authenticate_chip: false,
             auto_advice: Vec::new(),
+            audit: None,
         },
         clients: Vec::new(),
         listen: SocketAddr::from(([127, 0, 0, 1], 8099)),
@@ -182,6 +189,7 @@ fn configured(args: &ServeArgs) -> Result<Agent, Failure> {
                 .card_authentication
                 .applies(channel == Channel::Kiosk),
             auto_advice: config.api.auto_advice.clone(),
+            audit: None,
         },
         clients: config
             .api
@@ -189,6 +197,23 @@ fn configured(args: &ServeArgs) -> Result<Agent, Failure> {
             .map_err(|e| Failure::Other(sentence(&e)))?,
         listen: config.api.listen,
     })
+}
+
+/// The audit log in the state directory (`audit.jsonl`, its head file, and the secret
+/// `audit.key` that keys the national-number pseudonyms). A log whose end no crash
+/// explains is refused: it is evidence, and `beid-agent audit verify` says what happened.
+fn open_audit(state_dir: &Path) -> Result<Arc<crate::audit::AuditLog>, Failure> {
+    let log = state_dir.join("audit.jsonl");
+    crate::audit::AuditLog::open(&log, state_dir.join("audit.key"))
+        .map(Arc::new)
+        .map_err(|e| {
+            Failure::Other(format!(
+                "audit log {}: {} (run `beid-agent audit verify {}`)",
+                log.display(),
+                sentence(&e),
+                log.display()
+            ))
+        })
 }
 
 /// A fresh random demo token, written for the newcomer (mode 0600).

@@ -41,6 +41,8 @@ pub struct EngineSettings {
     pub authenticate_chip: bool,
     /// Use cases asked as soon as a card is read.
     pub auto_advice: Vec<String>,
+    /// Where card sessions and advice are recorded (national numbers pseudonymised).
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 /// An event for subscribers (the SSE stream): ids and states only.
@@ -312,6 +314,20 @@ impl Engine {
             self.inner
                 .metrics
                 .advice(advice.decision(), advice.latency());
+            if let Some(number) = &read.identity.national_number {
+                let record = crate::audit::AdviceAsked {
+                    session: session.id,
+                    use_case: use_case.id().to_owned(),
+                    decision: audit_decision(advice.decision()),
+                    reason: advice.reason().map(|r| r.code().to_owned()),
+                    // The upstream's reason code is opaque and may say something about
+                    // the citizen's situation: not kept.
+                    upstream_reason: None,
+                    latency: advice.latency(),
+                };
+                let digits = zeroize::Zeroizing::new(number.expose().to_owned());
+                self.record(move |log| log.advice(&record, &digits)).await;
+            }
             let mut event = AgentEvent::new("advice", Some(&session.reader), Some(session.id));
             event.use_case = Some(use_case.id().to_owned());
             event.decision = Some(advice.decision());
@@ -329,6 +345,27 @@ impl Engine {
             return Err(EngineError::SessionEnded);
         }
         Ok(decided)
+    }
+
+    /// Appends to the audit log, if there is one, off the async threads (each record is
+    /// synced to disk). A failure is logged loudly: the audit trail must not go missing
+    /// silently, but a citizen is not refused because a disk is full.
+    pub async fn record(
+        &self,
+        write: impl FnOnce(
+                &crate::audit::AuditLog,
+            ) -> Result<crate::audit::ChainHead, crate::audit::AuditError>
+            + Send
+            + 'static,
+    ) {
+        let Some(log) = self.inner.settings.audit.clone() else {
+            return;
+        };
+        match tokio::task::spawn_blocking(move || write(&log)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::error!(%error, "audit record not written"),
+            Err(_) => tracing::error!("audit writer failed"),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -456,6 +493,33 @@ impl Engine {
             }
             Err(_) => ReadState::Failed("internal_error"),
         };
+        let record = crate::audit::CardSession {
+            session: session.id,
+            reader: reader_id(&session.reader),
+            applet: match &state {
+                ReadState::Ready(read) => Some(read.applet.to_string()),
+                _ => None,
+            },
+            authentic: match &state {
+                ReadState::Ready(read) => Some(read.authenticity.authentic),
+                _ => None,
+            },
+            chip: match &state {
+                ReadState::Ready(read) => read.authenticity.chip.as_ref().map(|chip| {
+                    if chip.result == "genuine" {
+                        crate::audit::ChipResult::Genuine
+                    } else {
+                        crate::audit::ChipResult::NotGenuine
+                    }
+                }),
+                _ => None,
+            },
+            outcome: match &state {
+                ReadState::Failed(code) => crate::audit::ReadOutcome::Error((*code).to_owned()),
+                _ => crate::audit::ReadOutcome::Ok,
+            },
+        };
+        self.record(move |log| log.card_session(&record)).await;
         let _ = session.read.send_replace(state.clone());
         let event = match &state {
             ReadState::Ready(read) => {
@@ -525,6 +589,14 @@ impl Decided {
     fn announce(self, events: &broadcast::Sender<AgentEvent>, event: AgentEvent) -> Self {
         let _ = events.send(event);
         self
+    }
+}
+
+fn audit_decision(decision: crate::advice::Decision) -> crate::audit::Decision {
+    match decision {
+        crate::advice::Decision::Eligible => crate::audit::Decision::Eligible,
+        crate::advice::Decision::NotEligible => crate::audit::Decision::NotEligible,
+        crate::advice::Decision::Unknown => crate::audit::Decision::Unknown,
     }
 }
 

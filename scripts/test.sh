@@ -10,7 +10,7 @@ cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
 
 # The tests stop everything they start; prove it.
-leftover=$(pgrep -f 'pcscd --foreground -c /tmp/beid-pcscd-|beid-agent simulate-card' || true)
+leftover=$(pgrep -f 'pcscd --foreground -c /tmp/beid-pcscd-|beid-agent (simulate-card|serve)|chromedriver --port' || true)
 if [ -n "$leftover" ]; then
   echo "tests left processes behind:" >&2
   ps -o pid,args -p $leftover >&2 || true

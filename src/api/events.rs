@@ -21,12 +21,25 @@ use super::AppState;
 
 const TICKET_LIFETIME: Duration = Duration::from_secs(30);
 
-#[derive(Default)]
 pub struct Tickets {
     open: Mutex<HashMap<String, (Arc<Client>, Instant)>>,
+    lifetime: Duration,
+}
+
+impl Default for Tickets {
+    fn default() -> Self {
+        Self::with_lifetime(TICKET_LIFETIME)
+    }
 }
 
 impl Tickets {
+    fn with_lifetime(lifetime: Duration) -> Self {
+        Self {
+            open: Mutex::new(HashMap::new()),
+            lifetime,
+        }
+    }
+
     fn issue(&self, client: Arc<Client>) -> String {
         let ticket = format!(
             "{}{}",
@@ -36,7 +49,7 @@ impl Tickets {
         if let Ok(mut open) = self.open.lock() {
             let now = Instant::now();
             open.retain(|_, (_, expires)| *expires > now);
-            open.insert(ticket.clone(), (client, now + TICKET_LIFETIME));
+            open.insert(ticket.clone(), (client, now + self.lifetime));
         }
         ticket
     }
@@ -84,4 +97,38 @@ pub async fn stream(
         Some((Ok(event), events))
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> Arc<Client> {
+        Arc::new(Client::new(
+            "kiosk",
+            "a-long-token-for-the-kiosk-client-002",
+            vec![Scope::Advice],
+            vec![],
+        ))
+    }
+
+    #[test]
+    fn a_ticket_works_once() {
+        let tickets = Tickets::default();
+        let ticket = tickets.issue(client());
+        assert_eq!(
+            tickets.redeem(&ticket).map(|c| c.name.clone()),
+            Some("kiosk".into())
+        );
+        assert!(tickets.redeem(&ticket).is_none());
+        assert!(tickets.redeem("made-up").is_none());
+    }
+
+    #[test]
+    fn an_expired_ticket_is_refused() {
+        // A lifetime of zero: the ticket has expired by the time anyone redeems it.
+        let tickets = Tickets::with_lifetime(Duration::ZERO);
+        let ticket = tickets.issue(client());
+        assert!(tickets.redeem(&ticket).is_none());
+    }
 }

@@ -269,9 +269,24 @@ pub async fn simulator_remove(
         .source()
         .simulator()
         .ok_or(ApiError::NOT_FOUND)?;
-    let reader = reader_name(&state, request.reader.as_deref())?;
+    // Without a named reader the simulator takes its first one, as the engine lists them.
+    let readers = state.engine.readers();
+    let target = match reader_name(&state, request.reader.as_deref())? {
+        Some(name) => name,
+        None => readers
+            .first()
+            .map(|r| r.name.clone())
+            .ok_or(ApiError::SIMULATOR)?,
+    };
+    let had_card = readers
+        .iter()
+        .any(|r| r.name == target && r.session.is_some());
+    let mut events = state.engine.subscribe();
     simulator
-        .remove(reader.as_deref())
+        .remove(Some(&target))
         .map_err(|_| ApiError::SIMULATOR)?;
+    if had_card {
+        settled(&mut events, "card-removed").await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,11 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use beid_agent::advice::{self, Channel, UpstreamSettings};
 use beid_agent::api::{self, AppState, Client, Clients, Scope};
 use beid_agent::metrics::Metrics;
-use beid_agent::session::{CardPolicy, Engine, EngineSettings, SimulatedReaders, Verifier};
-use beid_agent::trust::TrustStore;
+use beid_agent::session::{Engine, EngineSettings, SimulatedReaders};
 
 const CLIENTS: usize = 20;
 
@@ -24,22 +22,13 @@ fn token(i: usize) -> String {
 async fn start(wire_time: bool, auto_advice: bool) -> (String, Engine) {
     let source = Arc::new(SimulatedReaders::new(&["Simulated reader 1"], wire_time));
     let settings = EngineSettings {
-        verifier: Verifier::new(TrustStore::production().with_test_roots().unwrap(), None),
-        advice: advice::build(&UpstreamSettings::Simulated(
-            advice::SimulatedSettings::default(),
-        ))
-        .unwrap(),
-        catalogue: advice::Catalogue::defaults(),
         device_id: "bench".into(),
-        channel: Channel::Counter,
-        policy: CardPolicy::default(),
-        authenticate_chip: false,
         auto_advice: if auto_advice {
             vec!["uitpas-kansentarief".into()]
         } else {
             Vec::new()
         },
-        audit: None,
+        ..EngineSettings::simulated(None).unwrap()
     };
     let metrics = Arc::new(Metrics::default());
     let engine = Engine::start(source, settings, metrics.clone()).unwrap();

@@ -14,10 +14,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use beid_agent::advice::{self, Channel, UpstreamSettings};
 use beid_agent::metrics::Metrics;
-use beid_agent::session::{CardPolicy, Engine, EngineSettings, PcscReaders, Verifier};
-use beid_agent::trust::TrustStore;
+use beid_agent::session::{Engine, EngineSettings, PcscReaders};
 use common::Pcscd;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -54,15 +52,9 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let settings = EngineSettings {
-            verifier: Verifier::new(TrustStore::production().with_test_roots().unwrap(), None),
-            advice: advice::build(&UpstreamSettings::Simulated(advice::SimulatedSettings::default())).unwrap(),
-            catalogue: advice::Catalogue::defaults(),
             device_id: "bench".into(),
-            channel: Channel::Counter,
-            policy: CardPolicy::default(),
-            authenticate_chip: false,
             auto_advice: vec!["uitpas-kansentarief".into()],
-            audit: None,
+            ..EngineSettings::simulated(None).unwrap()
         };
         let engine = Engine::start(Arc::new(PcscReaders::default()), settings, Arc::new(Metrics::default())).unwrap();
         let mut events = engine.subscribe();

@@ -7,11 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use beid_agent::advice::{self, Channel, UpstreamSettings};
 use beid_agent::api::{self, AppState, Client, Clients, Scope};
 use beid_agent::metrics::Metrics;
-use beid_agent::session::{CardPolicy, Engine, EngineSettings, SimulatedReaders, Verifier};
-use beid_agent::trust::TrustStore;
+use beid_agent::session::{Engine, EngineSettings, SimulatedReaders};
 use reqwest::header::{HeaderMap, ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL};
 use serde_json::{json, Value};
 
@@ -33,18 +31,8 @@ async fn start() -> Agent {
         false,
     ));
     let settings = EngineSettings {
-        verifier: Verifier::new(TrustStore::production().with_test_roots().unwrap(), None),
-        advice: advice::build(&UpstreamSettings::Simulated(
-            advice::SimulatedSettings::default(),
-        ))
-        .unwrap(),
-        catalogue: advice::Catalogue::defaults(),
         device_id: "balie-3".into(),
-        channel: Channel::Counter,
-        policy: CardPolicy::default(),
-        authenticate_chip: false,
-        auto_advice: Vec::new(),
-        audit: None,
+        ..EngineSettings::simulated(None).unwrap()
     };
     let metrics = Arc::new(Metrics::default());
     let engine = Engine::start(source, settings, metrics.clone()).unwrap();

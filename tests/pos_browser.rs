@@ -28,11 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use beid_agent::advice::{self, Channel, UpstreamSettings};
 use beid_agent::api::{self, AppState, Client, Clients, Scope};
 use beid_agent::metrics::Metrics;
-use beid_agent::session::{CardPolicy, Engine, EngineSettings, SimulatedReaders, Verifier};
-use beid_agent::trust::TrustStore;
+use beid_agent::session::{Engine, EngineSettings, SimulatedReaders};
 use browser::Browser;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -339,18 +337,8 @@ impl Agent {
     async fn start(pos_origin: &str) -> Agent {
         let source = Arc::new(SimulatedReaders::new(&["Simulated reader 1"], false));
         let settings = EngineSettings {
-            verifier: Verifier::new(TrustStore::production().with_test_roots().unwrap(), None),
-            advice: advice::build(&UpstreamSettings::Simulated(
-                advice::SimulatedSettings::default(),
-            ))
-            .unwrap(),
-            catalogue: advice::Catalogue::defaults(),
             device_id: "balie-3".into(),
-            channel: Channel::Counter,
-            policy: CardPolicy::default(),
-            authenticate_chip: false,
-            auto_advice: Vec::new(),
-            audit: None,
+            ..EngineSettings::simulated(None).unwrap()
         };
         let metrics = Arc::new(Metrics::default());
         let engine = Engine::start(source, settings, metrics.clone()).unwrap();

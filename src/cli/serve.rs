@@ -7,14 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::exit::{sentence, Failure};
-use crate::advice::{self, Channel, UpstreamSettings};
+use crate::advice::{self, Channel};
 use crate::api::{self, AppState, Client, Clients, Scope};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::session::{
     CardPolicy, CardSource, Engine, EngineSettings, PcscReaders, SimulatedReaders, Verifier,
 };
-use crate::trust::TrustStore;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -126,26 +125,11 @@ fn simulated(args: &ServeArgs, state_dir: &Path) -> Result<Agent, Failure> {
         &["Simulated reader 1", "Simulated reader 2"],
         args.wire_time,
     );
-    let store = TrustStore::production()
-        .with_test_roots()
+    let settings = EngineSettings::simulated(Some(state_dir.join("rrn-keys.json")))
         .map_err(|e| Failure::Other(sentence(&e)))?;
-    let advice = advice::build(&UpstreamSettings::Simulated(
-        advice::SimulatedSettings::default(),
-    ))
-    .map_err(|e| Failure::Other(sentence(&e)))?;
     Ok(Agent {
         source: Arc::new(readers),
-        settings: EngineSettings {
-            verifier: Verifier::new(store, Some(state_dir.join("rrn-keys.json"))),
-            advice,
-            catalogue: advice::Catalogue::defaults(),
-            device_id: "demo".into(),
-            channel: Channel::Counter,
-            policy: CardPolicy::default(),
-            authenticate_chip: false,
-            auto_advice: Vec::new(),
-            audit: None,
-        },
+        settings,
         clients: Vec::new(),
         listen: SocketAddr::from(([127, 0, 0, 1], 8099)),
     })

@@ -45,6 +45,39 @@ pub struct EngineSettings {
     pub audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
+/// Why the simulated settings could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimulationError {
+    #[error("TEST roots: {0}")]
+    Trust(#[from] crate::trust::TrustError),
+    #[error("simulated rule service: {0}")]
+    Advice(#[from] crate::advice::AdviceError),
+}
+
+impl EngineSettings {
+    /// The embedded default (`serve --simulate`, tests, benches): the simulated rule
+    /// service with its embedded fixture, the default use cases, the TEST roots trusted,
+    /// a counter device, no automatic advice, no audit. Change fields as needed.
+    pub fn simulated(rrn_key_cache: Option<std::path::PathBuf>) -> Result<Self, SimulationError> {
+        let store = crate::trust::TrustStore::production().with_test_roots()?;
+        let advice = crate::advice::build(&crate::advice::UpstreamSettings::Simulated(
+            crate::advice::SimulatedSettings::default(),
+        ))?;
+        Ok(Self {
+            verifier: Verifier::new(store, rrn_key_cache),
+            advice,
+            catalogue: Catalogue::defaults(),
+            device_id: "demo".into(),
+            channel: Channel::Counter,
+            policy: CardPolicy::default(),
+            authenticate_chip: false,
+            auto_advice: Vec::new(),
+            audit: None,
+        })
+    }
+}
+
 /// An event for subscribers (the SSE stream): ids and states only.
 #[derive(Debug, Clone, Serialize)]
 pub struct AgentEvent {

@@ -16,7 +16,7 @@ pub use card_io::{run_on_card, CardJob};
 pub use decide::{decide, refusal, CardPolicy, Question};
 pub use engine::{
     reader_id, AgentEvent, Decided, Engine, EngineError, EngineSettings, ReadResult, ReadState,
-    ReaderView, Session,
+    ReaderView, Session, SimulationError,
 };
 pub use read::{read_and_verify, CardRead};
 pub use source::{CardSource, CardWork, PcscReaders, SimulatedReaders, SimulatorError};

@@ -194,6 +194,10 @@
       outcome.setAttribute('data-outcome', ui.outcome);
       fill($('outcome-title'), ui.outcome + 'Title');
       fill($('outcome-text'), ui.outcome + 'Text');
+    } else { // nothing of the previous citizen's outcome stays in the page
+      outcome.removeAttribute('data-outcome');
+      $('outcome-title').textContent = '';
+      $('outcome-text').textContent = '';
     }
     $('reminder').hidden = ui.view !== 'outcome';
 
@@ -347,7 +351,8 @@
     ask();
   }
 
-  // A reader state ("reading" | "ready" | "error") for the session we follow.
+  // A reader state ("reading" | "ready" | "error") for the session we follow ("reading" is
+  // already on screen: follow() put it there).
   function applyReaderState(session, state) {
     if (state === 'ready') {
       askAdvice(session);
@@ -358,9 +363,11 @@
 
   var handlers = {
     'card-inserted': function (data) {
-      if (follow(data.session, data.reader)) applyReaderState(data.session, 'reading');
-      ui.readerDown = false;
-      render();
+      follow(data.session, data.reader); // shows "reading" when it is ours
+      if (ui.readerDown) {
+        ui.readerDown = false;
+        render();
+      }
     },
     'card-read': function (data) {
       if (follow(data.session, data.reader)) applyReaderState(data.session, 'ready');
@@ -414,10 +421,7 @@
           if (reader.session === card.session) mine = reader;
           if (!first) first = reader;
         });
-        if (card.session !== null && !mine) {
-          goIdle(); // removed while we were not listening
-          return;
-        }
+        if (card.session !== null && !mine) goIdle(); // removed while we were not listening
         var reader = mine || first;
         if (reader && follow(reader.session, reader.id)) applyReaderState(reader.session, reader.state);
       })
@@ -484,7 +488,10 @@
           resync();
         };
         // A ticket is single use: never let EventSource retry with it, buy a new one.
-        source.onerror = function () {
+        // The agent's own "error" events arrive here too (same event type): those are
+        // MessageEvents, handled below, and do not mean the connection failed.
+        source.onerror = function (event) {
+          if (event instanceof MessageEvent) return;
           if (stream.source !== source) return;
           source.close();
           stream.source = null;

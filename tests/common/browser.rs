@@ -27,6 +27,8 @@ use serde_json::{json, Value};
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// How long one WebDriver command may take (a navigation included).
 const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+/// How long an in-page script may run (wait_for raises it for longer waits).
+const SCRIPT_LIMIT: Duration = Duration::from_secs(120);
 /// How long chromedriver and Chromium may take to start.
 const START_LIMIT: Duration = Duration::from_secs(30);
 
@@ -119,7 +121,11 @@ impl Browser {
                 "alwaysMatch": {
                     "browserName": "chrome",
                     "pageLoadStrategy": "normal",
-                    "timeouts": {"script": 120_000, "pageLoad": 30_000, "implicit": 0},
+                    "timeouts": {
+                        "script": SCRIPT_LIMIT.as_millis(),
+                        "pageLoad": 30_000,
+                        "implicit": 0
+                    },
                     "goog:chromeOptions": {"binary": chromium, "args": args},
                     "goog:loggingPrefs": {"browser": "ALL"}
                 }
@@ -280,30 +286,42 @@ impl Browser {
 
     /// Like [`Browser::wait_for`], but `None` when `condition` stays false.
     pub async fn try_wait_for(&self, condition: &str, timeout: Duration) -> Option<Value> {
-        // The condition goes into the script's source, not through eval(): the page's CSP
-        // (no 'unsafe-eval') does not apply to the script WebDriver injects.
-        let script = format!(
-            "const done = arguments[arguments.length - 1];\n\
-             const deadline = Date.now() + {ms};\n\
-             const check = () => {{\n\
-               let value;\n\
-               try {{ value = ({condition}); }} catch (e) {{ value = undefined; }}\n\
-               if (value) done({{met: true, value: value}});\n\
-               else if (Date.now() > deadline) done({{met: false}});\n\
-               else setTimeout(check, 50);\n\
-             }};\n\
-             check();",
-            ms = timeout.as_millis(),
-        );
         let deadline = Instant::now() + timeout;
+        if timeout + Duration::from_secs(10) > SCRIPT_LIMIT {
+            let ms = (timeout + Duration::from_secs(10)).as_millis();
+            self.command(
+                reqwest::Method::POST,
+                "/timeouts",
+                Some(json!({ "script": ms })),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("cannot set the script timeout: {e}"));
+        }
         loop {
-            let answer = self
-                .command(
-                    reqwest::Method::POST,
-                    "/execute/async",
-                    Some(json!({"script": script, "args": []})),
-                )
-                .await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            // The condition goes into the script's source, not through eval(): the page's
+            // CSP (no 'unsafe-eval') does not apply to the script WebDriver injects.
+            let script = format!(
+                "const done = arguments[arguments.length - 1];\n\
+                 const deadline = Date.now() + {ms};\n\
+                 const check = () => {{\n\
+                   let value;\n\
+                   try {{ value = ({condition}); }} catch (e) {{ value = undefined; }}\n\
+                   if (value) done({{met: true, value: value}});\n\
+                   else if (Date.now() >= deadline) done({{met: false}});\n\
+                   else setTimeout(check, 50);\n\
+                 }};\n\
+                 check();",
+                ms = left.as_millis(),
+            );
+            let answer = send(
+                &self.http,
+                reqwest::Method::POST,
+                &format!("{}/execute/async", self.session),
+                Some(json!({"script": script, "args": []})),
+                left + Duration::from_secs(10),
+            )
+            .await;
             match answer {
                 Ok(value) if value["met"] == Value::Bool(true) => {
                     return Some(value["value"].clone())

@@ -28,6 +28,7 @@
       languages: 'Kies uw taal',
       idleTitle: 'Steek uw identiteitskaart in de kaartlezer',
       idleText: 'Zo kijken we of u het verminderd tarief kunt krijgen voor {label}.',
+      idleTextGeneric: 'Zo kijken we of u een verminderd tarief kunt krijgen.',
       readingTitle: 'We lezen uw kaart…',
       readingText: 'Laat uw kaart in de lezer zitten. Dit duurt even.',
       eligibleTitle: 'Goed nieuws!',
@@ -52,6 +53,7 @@
       languages: 'Choisissez votre langue',
       idleTitle: 'Introduisez votre carte d’identité dans le lecteur',
       idleText: 'Nous regardons si vous pouvez obtenir le tarif réduit pour {label}.',
+      idleTextGeneric: 'Nous regardons si vous pouvez obtenir un tarif réduit.',
       readingTitle: 'Nous lisons votre carte…',
       readingText: 'Laissez votre carte dans le lecteur. Cela prend un moment.',
       eligibleTitle: 'Bonne nouvelle\u00a0!',
@@ -76,6 +78,7 @@
       languages: 'Wählen Sie Ihre Sprache',
       idleTitle: 'Stecken Sie Ihren Personalausweis in das Lesegerät',
       idleText: 'Wir sehen dann nach, ob Sie den ermäßigten Tarif für {label} bekommen können.',
+      idleTextGeneric: 'Wir sehen dann nach, ob Sie einen ermäßigten Tarif bekommen können.',
       readingTitle: 'Wir lesen Ihre Karte\u00a0…',
       readingText: 'Lassen Sie Ihre Karte im Lesegerät. Das dauert einen Moment.',
       eligibleTitle: 'Gute Nachricht!',
@@ -100,6 +103,7 @@
       languages: 'Choose your language',
       idleTitle: 'Put your ID card in the card reader',
       idleText: 'We will check if you can get the reduced rate for {label}.',
+      idleTextGeneric: 'We will check if you can get a reduced rate.',
       readingTitle: 'Reading your card…',
       readingText: 'Please leave your card in the reader. This takes a moment.',
       eligibleTitle: 'Good news!',
@@ -149,7 +153,12 @@
 
   function t(key) {
     var table = TEXT[ui.lang] || TEXT.nl;
-    return table[key] !== undefined ? table[key] : TEXT.en[key];
+    var text = table[key] !== undefined ? table[key] : TEXT.en[key];
+    // Before /v1/status has named the use case: the sentence without it, if there is one.
+    if (text && text.indexOf('{label}') >= 0 && !label() && table[key + 'Generic']) {
+      return table[key + 'Generic'];
+    }
+    return text;
   }
 
   function label() {
@@ -445,9 +454,15 @@
     return fetch(path, init);
   }
 
+  function refused(response, what) {
+    var error = new Error(what + ' answered ' + response.status);
+    error.unauthorized = response.status === 401 || response.status === 403;
+    return error;
+  }
+
   function loadStatus() {
     return api('GET', '/v1/status').then(function (response) {
-      if (!response.ok) throw new Error('status answered ' + response.status);
+      if (!response.ok) throw refused(response, 'status');
       return response.json();
     }).then(function (status) {
       var cases = Array.isArray(status.useCases) ? status.useCases : [];
@@ -476,7 +491,7 @@
     setConnection('connecting');
     api('POST', '/v1/events/ticket')
       .then(function (response) {
-        if (!response.ok) throw new Error('ticket answered ' + response.status);
+        if (!response.ok) throw refused(response, 'ticket');
         return response.json();
       })
       .then(function (answer) {
@@ -509,12 +524,15 @@
       })
       .catch(function (error) {
         console.warn('event stream:', error.message || error);
-        reconnectLater();
+        reconnectLater(error.unauthorized);
       });
   }
 
-  function reconnectLater() {
-    setConnection('connecting');
+  // A token the agent does not accept is a set-up problem, not a connection problem: the
+  // page says so, and keeps trying (at the slowest pace) in case the token is fixed.
+  function reconnectLater(unauthorized) {
+    setConnection(unauthorized ? 'unconfigured' : 'connecting');
+    if (unauthorized) stream.backoff = BACKOFF_MAX_MS;
     clearTimeout(stream.timer);
     var wait = stream.backoff;
     stream.backoff = Math.min(stream.backoff * 2, BACKOFF_MAX_MS);
@@ -528,7 +546,7 @@
       .then(connect)
       .catch(function (error) {
         console.warn('agent:', error.message || error);
-        reconnectLater();
+        reconnectLater(error.unauthorized);
       });
   }
 
@@ -572,6 +590,12 @@
   }
 
   // ---- Start
+
+  // A new token in the fragment later on (same page, so no reload by itself): take it, and
+  // start again with it.
+  window.addEventListener('hashchange', function () {
+    if (new URLSearchParams(location.hash.replace(/^#/, '')).get('token')) location.reload();
+  });
 
   Array.prototype.forEach.call(document.querySelectorAll('[data-lang]'), function (button) {
     button.addEventListener('click', function () { setLanguage(button.getAttribute('data-lang')); });

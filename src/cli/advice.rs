@@ -10,17 +10,13 @@ use serde::Serialize;
 
 use super::exit::{sentence, Failure};
 use super::read::{choose_reader, seconds};
+use super::settings::{engine_settings, load_config};
 use super::trust_args::TrustArgs;
-use crate::advice::{self, Channel, Decision, Language, UpstreamSettings};
-use crate::config::Config;
+use crate::advice::{Decision, Language};
 use crate::session::{
-    decide, read_and_verify, run_on_card, CardAuthentication, CardPolicy, CardRead, Question,
-    Verifier,
+    decide, read_and_verify, run_on_card, CardRead, EngineSettings, Question, Verifier,
 };
 use crate::trust::TrustStore;
-
-/// Where the service's configuration lives unless `--config` says otherwise.
-pub const DEFAULT_CONFIG: &str = "/etc/beid-agent/config.toml";
 
 #[derive(Debug, clap::Args)]
 pub struct AdviceArgs {
@@ -72,95 +68,52 @@ struct Timings {
     total_ms: f64,
 }
 
-/// The pieces a run needs, from the configuration file or the demo defaults.
-struct Setup {
-    service: Arc<dyn advice::AdviceService>,
-    catalogue: advice::Catalogue,
-    store: TrustStore,
-    rrn_cache: Option<PathBuf>,
-    device_id: String,
-    channel: Channel,
-    policy: CardPolicy,
-    card_authentication: CardAuthentication,
-}
-
-fn setup(args: &AdviceArgs) -> Result<Setup, Failure> {
+/// The settings a run needs: the configuration's, or the embedded default's.
+fn settings(args: &AdviceArgs) -> Result<EngineSettings, Failure> {
     if args.simulate {
-        let settings = UpstreamSettings::Simulated(advice::SimulatedSettings::default());
-        return Ok(Setup {
-            service: advice::build(&settings).map_err(|e| Failure::Other(sentence(&e)))?,
-            catalogue: advice::Catalogue::defaults(),
-            store: TrustArgs {
-                trust_test_roots: true,
-                ..args.trust.clone()
-            }
-            .store()?,
-            rrn_cache: None,
-            device_id: "demo".into(),
-            channel: Channel::Counter,
-            policy: CardPolicy::default(),
-            card_authentication: CardAuthentication::default(),
+        let demo = EngineSettings::simulated(None).map_err(|e| Failure::Other(sentence(&e)))?;
+        let store = args.trust.apply(TrustStore::production())?;
+        let store = store
+            .with_test_roots()
+            .map_err(|e| Failure::Other(sentence(&e)))?;
+        return Ok(EngineSettings {
+            verifier: Verifier::new(store, None),
+            ..demo
         });
     }
-    let path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-    if !path.exists() {
-        return Err(Failure::Other(format!(
-            "no configuration at {}: pass --config FILE, or --simulate for a demo",
-            path.display()
-        )));
-    }
-    let config = Config::load(&path).map_err(|e| Failure::Other(sentence(&e)))?;
+    let config = load_config(args.config.as_deref())?;
     let store = args.trust.apply(
         config
             .trust_store()
             .map_err(|e| Failure::Other(sentence(&e)))?,
     )?;
-    let settings = config
-        .upstream
-        .settings()
-        .map_err(|e| Failure::Other(sentence(&e)))?;
-    Ok(Setup {
-        service: advice::build(&settings).map_err(|e| Failure::Other(sentence(&e)))?,
-        catalogue: config
-            .catalogue()
-            .map_err(|e| Failure::Other(sentence(&e)))?,
-        store,
-        rrn_cache: config.trust.rrn_key_cache.clone(),
-        device_id: config.device.id.clone(),
-        channel: config.device.channel,
-        policy: CardPolicy {
-            allow_expired_cards: config.policy.allow_expired_cards,
-        },
-        card_authentication: config.policy.card_authentication,
-    })
+    engine_settings(&config, store)
 }
 
 pub fn run(args: &AdviceArgs) -> Result<(), Failure> {
     let started = Instant::now();
-    let setup = setup(args)?;
-    let use_case = setup
-        .catalogue
-        .get(&args.use_case)
-        .cloned()
-        .ok_or_else(|| {
-            Failure::Other(format!(
-                "unknown use case {:?}; known: {}",
-                args.use_case,
-                setup
-                    .catalogue
-                    .iter()
-                    .map(|u| u.id().to_owned())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?;
-    let verifier = Arc::new(Verifier::new(setup.store, setup.rrn_cache));
-    let authenticate = setup
-        .card_authentication
-        .applies(setup.channel == Channel::Kiosk);
+    let EngineSettings {
+        verifier,
+        advice: service,
+        catalogue,
+        device_id,
+        channel,
+        policy,
+        authenticate_chip: authenticate,
+        ..
+    } = settings(args)?;
+    let use_case = catalogue.get(&args.use_case).cloned().ok_or_else(|| {
+        Failure::Other(format!(
+            "unknown use case {:?}; known: {}",
+            args.use_case,
+            catalogue
+                .iter()
+                .map(|u| u.id().to_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let verifier = Arc::new(verifier);
     let reader = choose_reader(args.reader.as_deref(), seconds(args.wait))?;
     let job = run_on_card(&reader, seconds(args.timeout), move |card| {
         read_and_verify(card, &verifier, authenticate)
@@ -180,12 +133,12 @@ pub fn run(args: &AdviceArgs) -> Result<(), Failure> {
         identity: &files.identity,
         authentic: authenticity.authentic,
         use_case: &use_case,
-        channel: setup.channel,
-        device_id: &setup.device_id,
+        channel,
+        device_id: &device_id,
         today: time::OffsetDateTime::now_utc().date(),
     };
     let asked = Instant::now();
-    let advice = runtime.block_on(decide(setup.service.as_ref(), &question, setup.policy));
+    let advice = runtime.block_on(decide(service.as_ref(), &question, policy));
     let upstream_time = asked.elapsed();
     let report = AdviceReport {
         use_case: use_case.id().to_owned(),

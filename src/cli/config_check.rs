@@ -19,7 +19,7 @@ pub fn run(command: &ConfigCommand) -> Result<(), Failure> {
     let ConfigCommand::Check { file } = command;
     let path = file
         .clone()
-        .unwrap_or_else(|| PathBuf::from(super::advice::DEFAULT_CONFIG));
+        .unwrap_or_else(|| PathBuf::from(super::settings::DEFAULT_CONFIG));
     let problems = Config::check(&path);
     if problems.is_empty() {
         out!("{}: ok", path.display());

@@ -17,6 +17,7 @@ mod exit;
 mod read;
 mod readers;
 mod serve;
+mod settings;
 mod simulate;
 mod trust_args;
 mod verify_dump;

@@ -7,13 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::exit::{sentence, Failure};
-use crate::advice::{self, Channel};
+use super::settings::{engine_settings, load_config};
 use crate::api::{self, AppState, Client, Clients, Scope};
-use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::session::{
-    CardPolicy, CardSource, Engine, EngineSettings, PcscReaders, SimulatedReaders, Verifier,
-};
+use crate::session::{CardSource, Engine, EngineSettings, PcscReaders, SimulatedReaders};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -136,45 +133,13 @@ fn simulated(args: &ServeArgs, state_dir: &Path) -> Result<Agent, Failure> {
 }
 
 fn configured(args: &ServeArgs) -> Result<Agent, Failure> {
-    let path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(super::advice::DEFAULT_CONFIG));
-    if !path.exists() {
-        return Err(Failure::Other(format!(
-            "no configuration at {}: pass --config FILE, or --simulate for a demo",
-            path.display()
-        )));
-    }
-    let config = Config::load(&path).map_err(|e| Failure::Other(sentence(&e)))?;
+    let config = load_config(args.config.as_deref())?;
     let store = config
         .trust_store()
         .map_err(|e| Failure::Other(sentence(&e)))?;
-    let settings = config
-        .upstream
-        .settings()
-        .map_err(|e| Failure::Other(sentence(&e)))?;
-    let channel = config.device.channel;
     Ok(Agent {
         source: Arc::new(PcscReaders::default()),
-        settings: EngineSettings {
-            verifier: Verifier::new(store, config.trust.rrn_key_cache.clone()),
-            advice: advice::build(&settings).map_err(|e| Failure::Other(sentence(&e)))?,
-            catalogue: config
-                .catalogue()
-                .map_err(|e| Failure::Other(sentence(&e)))?,
-            device_id: config.device.id.clone(),
-            channel,
-            policy: CardPolicy {
-                allow_expired_cards: config.policy.allow_expired_cards,
-            },
-            authenticate_chip: config
-                .policy
-                .card_authentication
-                .applies(channel == Channel::Kiosk),
-            auto_advice: config.api.auto_advice.clone(),
-            audit: None,
-        },
+        settings: engine_settings(&config, store)?,
         clients: config
             .api
             .clients()

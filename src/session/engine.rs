@@ -364,11 +364,11 @@ impl Engine {
             let mut event = AgentEvent::new("advice", Some(&session.reader), Some(session.id));
             event.use_case = Some(use_case.id().to_owned());
             event.decision = Some(advice.decision());
+            self.emit(event);
             Decided {
                 advice,
                 decided_at: OffsetDateTime::now_utc(),
             }
-            .announce(&self.inner.events, event)
         });
         let decided = tokio::select! {
             decided = ask => decided.clone(),
@@ -615,13 +615,6 @@ impl Engine {
                 Some(session.id),
             ));
         }
-    }
-}
-
-impl Decided {
-    fn announce(self, events: &broadcast::Sender<AgentEvent>, event: AgentEvent) -> Self {
-        let _ = events.send(event);
-        self
     }
 }
 

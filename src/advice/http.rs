@@ -117,38 +117,9 @@ pub struct HttpAdviceService {
 impl HttpAdviceService {
     /// Reads the certificates and key, builds the TLS configuration and the client.
     pub fn new(settings: &HttpSettings) -> Result<Self, AdviceError> {
-        let endpoint = endpoint(&settings.url)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = read_roots(&settings.ca_bundle)?;
-        let chain = read_certificates("client certificate", &settings.client_cert)?;
-        let key = read_private_key(&settings.client_key)?;
-        check_client_key(&chain, &key, &settings.client_key)?;
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(AdviceError::Tls)?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)
-            .map_err(|source| AdviceError::ClientKey {
-                path: settings.client_key.clone(),
-                source,
-            })?;
-        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .https_only(true)
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.connect_timeout)
-            .user_agent(concat!(
-                env!("CARGO_PKG_NAME"),
-                "/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .build()
-            .map_err(AdviceError::Client)?;
         Ok(Self {
-            client,
-            endpoint,
+            client: client(settings, ClientUse::Advice)?,
+            endpoint: endpoint(&settings.url)?,
             timeout: settings.timeout,
             retries: settings.retries,
             retry_backoff: settings.retry_backoff,
@@ -415,6 +386,66 @@ impl Failure {
             _ => true,
         }
     }
+}
+
+/// Who a client is for: asking for advice, or `diagnose`'s probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientUse {
+    Advice,
+    /// HTTP/1.1 only, so that a TLS alert after the handshake (TLS 1.3 servers refuse a
+    /// client certificate then) reaches the request as a rustls error rather than as an h2
+    /// "connection closed"; and keeps the upstream's certificate on the response.
+    Probe,
+}
+
+/// The HTTP client of `settings`: the configured CA bundle only, the client certificate,
+/// https only, no proxy, no redirects.
+pub(crate) fn client(
+    settings: &HttpSettings,
+    purpose: ClientUse,
+) -> Result<reqwest::Client, AdviceError> {
+    let probe = purpose == ClientUse::Probe;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = read_roots(&settings.ca_bundle)?;
+    let chain = read_certificates("client certificate", &settings.client_cert)?;
+    let key = read_private_key(&settings.client_key)?;
+    check_client_key(&chain, &key, &settings.client_key)?;
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(AdviceError::Tls)?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|source| AdviceError::ClientKey {
+            path: settings.client_key.clone(),
+            source,
+        })?;
+    tls.alpn_protocols = if probe {
+        vec![b"http/1.1".to_vec()]
+    } else {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    };
+    let builder = reqwest::Client::builder();
+    let builder = if probe { builder.http1_only() } else { builder };
+    builder
+        .tls_backend_preconfigured(tls)
+        .https_only(true)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(settings.connect_timeout)
+        .user_agent(concat!(
+            env!("CARGO_PKG_NAME"),
+            "/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .tls_info(probe)
+        .build()
+        .map_err(AdviceError::Client)
+}
+
+/// The reason and the error chain of a failed request, as the advice path judges them.
+pub(crate) fn transport_failure(error: &reqwest::Error) -> (Reason, String) {
+    let failure = Failure::from_transport(error);
+    (failure.reason, failure.detail.unwrap_or_default())
 }
 
 /// Read the body, refusing more than `limit` bytes (by `Content-Length` up front, or while

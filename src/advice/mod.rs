@@ -12,6 +12,7 @@ mod circuit;
 mod error;
 mod http;
 mod model;
+pub mod probe;
 mod simulated;
 
 use std::future::Future;

@@ -19,6 +19,7 @@ mod readers;
 mod serve;
 mod settings;
 mod simulate;
+mod systemd;
 mod trust_args;
 mod verify_dump;
 

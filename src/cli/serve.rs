@@ -112,6 +112,8 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Other(format!("cannot start the card engine: {e}")))?;
     let state = AppState::new(engine, Clients::new(clients), metrics, port);
     tracing::info!(port, "ready");
+    super::systemd::ready(&format!("serving on 127.0.0.1:{port}"));
+    super::systemd::spawn_watchdog();
     api::serve(listener, state, shutdown_signal())
         .await
         .map_err(|e| Failure::Other(format!("the API stopped: {e}")))
@@ -197,4 +199,5 @@ async fn shutdown_signal() {
         _ = terminate => {}
     }
     tracing::info!("shutting down");
+    super::systemd::stopping();
 }

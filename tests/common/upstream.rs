@@ -85,6 +85,7 @@ pub struct Pki {
     pub rogue_ca_bundle: PathBuf,
     pub rogue_client_cert: PathBuf,
     pub rogue_client_key: PathBuf,
+    ca: Issuer,
     ca_der: CertificateDer<'static>,
     server_chain: Vec<CertificateDer<'static>>,
     server_key: Vec<u8>,
@@ -118,10 +119,38 @@ impl Pki {
             rogue_client_cert: write("rogue-client.pem", &rogue_client.certificate.pem()),
             rogue_client_key: write("rogue-client.key", &rogue_client.key.serialize_pem()),
             ca_der: ca.certificate.der().clone(),
+            ca,
             server_chain: vec![server.certificate.der().clone()],
             server_key: server.key.serialize_der(),
             dir,
         }
+    }
+
+    /// Another client certificate of the device, issued by `ca`, valid over these dates;
+    /// written as `<name>.pem` and `<name>.key`.
+    pub fn client_valid(
+        &self,
+        name: &str,
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["balie-3".to_owned()]).unwrap();
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "balie-3");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = not_before;
+        params.not_after = not_after;
+        let certificate = params
+            .signed_by(&key, &self.ca.certificate, &self.ca.key)
+            .unwrap();
+        let cert_path = self.dir.join(format!("{name}.pem"));
+        let key_path = self.dir.join(format!("{name}.key"));
+        std::fs::write(&cert_path, certificate.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
     }
 
     fn server_tls(&self, protocol: Protocol) -> rustls::ServerConfig {
@@ -222,6 +251,7 @@ impl Upstream {
         };
         let app = Router::new()
             .route("/v1/eligibility-checks", post(answer))
+            .route("/v1/health", axum::routing::get(|| async { "ok" }))
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -1,109 +1,28 @@
-//! `beid-agent diagnose`: one command that tells a technician what is wrong with a counter's
-//! card reading, with a hint for each failure. Prints no personal data.
+//! The reader and card checks: pcscd reachable, readers present, and the card in each read
+//! end to end (applet, identity file, national-number checksum; the number itself is never
+//! printed).
 
 use std::time::Duration;
 
-use serde::Serialize;
-
-use super::exit::{sentence, Failure};
-use super::read::hex;
+use super::report::{Report, Verdict};
 use crate::beid::{AtrHint, BeidCard, CardError, LifeCycle};
+use crate::cli::exit::sentence;
+use crate::cli::read::hex;
 use crate::reader::pcsc::{PcscSession, SlotState};
 use crate::reader::CardTransport;
 use crate::session::run_on_card;
 
-#[derive(Debug, clap::Args)]
-pub struct DiagnoseArgs {
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
-    /// Give up on a card that has not answered within this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
-    timeout: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Verdict {
-    Pass,
-    Fail,
-    /// Not a failure, worth knowing (an empty second reader).
-    Info,
-}
-
-#[derive(Debug, Serialize)]
-struct Check {
-    name: String,
-    status: Verdict,
-    detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hint: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct Report {
-    ok: bool,
-    checks: Vec<Check>,
-}
-
-impl Report {
-    fn push(
-        &mut self,
-        name: impl Into<String>,
-        status: Verdict,
-        detail: impl Into<String>,
-        hint: Option<&str>,
-    ) {
-        self.checks.push(Check {
-            name: name.into(),
-            status,
-            detail: detail.into(),
-            hint: hint.map(str::to_owned),
-        });
-    }
-}
-
-pub fn run(args: &DiagnoseArgs) -> Result<(), Failure> {
-    let mut report = Report {
-        ok: false,
-        checks: Vec::new(),
-    };
-    check_readers(&mut report, Duration::from_secs(args.timeout));
-    report.ok = report.checks.iter().all(|c| c.status != Verdict::Fail);
-    if args.json {
-        let json = serde_json::to_string_pretty(&report)
-            .map_err(|e| Failure::Other(format!("cannot write JSON: {e}")))?;
-        out!("{json}");
-    } else {
-        for check in &report.checks {
-            let mark = match check.status {
-                Verdict::Pass => "ok  ",
-                Verdict::Fail => "FAIL",
-                Verdict::Info => "info",
-            };
-            out!("[{mark}] {}: {}", check.name, check.detail);
-            if let Some(hint) = &check.hint {
-                out!("       hint: {hint}");
-            }
-        }
-    }
-    if report.ok {
-        Ok(())
-    } else {
-        Err(Failure::ChecksFailed)
-    }
-}
-
-fn check_readers(report: &mut Report, timeout: Duration) {
+pub fn check_readers(report: &mut Report, timeout: Duration) {
     let session = match PcscSession::establish() {
         Ok(session) => session,
         Err(error) => {
-            report.push(
-                "pcscd",
-                Verdict::Fail,
-                sentence(&error),
-                Some("start pcscd (systemctl start pcscd.socket); on pcsc-lite 2.x also install the polkit rule"),
-            );
+            let hint = match error {
+                crate::reader::ReaderError::AccessDenied(_) => {
+                    "pcscd refused this user: install the polkit rule (see the pcscd access check) or run as the agent's user"
+                }
+                _ => "start pcscd: `systemctl start pcscd.socket` (install it with `apt install pcscd` if missing)",
+            };
+            report.fail("pcscd", sentence(&error), hint);
             return;
         }
     };

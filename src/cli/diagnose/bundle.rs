@@ -1,0 +1,300 @@
+//! `diagnose --support-bundle FILE`: a `.tar.gz` a technician can mail to the city's support
+//! without a second thought. What goes in:
+//!
+//! - `README.txt`: what is in it and what was left out;
+//! - `diagnose.json` and `diagnose.txt`: the report (reader names, ATRs, applet versions,
+//!   check results; never card contents);
+//! - `versions.txt`: the agent, pcscd, the OS, the kernel, Chromium;
+//! - `config.toml`: the configuration, with any inline secret and PEM block removed (secrets
+//!   belong in files, which are never copied);
+//! - `service.txt`: systemd's view of the unit, when systemd runs;
+//! - `logs.txt`: the last lines of the agent's journal (or of `--log-file`), with every run of
+//!   11 digits removed in case a national number ever got there.
+//!
+//! Never included: the audit log (its pseudonyms are personal data), the audit secret, the
+//! RRN key cache, API tokens, the client key.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+use super::report::Report;
+
+/// Lines of log taken.
+const LOG_LINES: usize = 2000;
+
+/// What the bundle is made from.
+pub struct BundleInputs<'a> {
+    pub report: &'a Report,
+    pub config_path: &'a Path,
+    /// A log file to take instead of the journal (an agent started by hand).
+    pub log_file: Option<&'a Path>,
+    pub pcscd_version: Option<&'a str>,
+}
+
+/// Writes the bundle to `path` (mode 0600, via a temporary file renamed into place); returns
+/// the names of the files in it.
+pub fn write(path: &Path, inputs: &BundleInputs<'_>) -> std::io::Result<Vec<String>> {
+    let now = time::OffsetDateTime::now_utc();
+    let folder = format!(
+        "beid-agent-support-{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let files = [
+        ("README.txt", readme()),
+        (
+            "diagnose.json",
+            serde_json::to_string_pretty(inputs.report).unwrap_or_default(),
+        ),
+        ("diagnose.txt", inputs.report.text()),
+        ("versions.txt", versions(inputs.pcscd_version)),
+        ("config.toml", config_without_secrets(inputs.config_path)),
+        ("service.txt", service_state()),
+        ("logs.txt", scrub(&logs(inputs.log_file))),
+    ];
+    let temporary = temporary_path(path);
+    let result = write_archive(&temporary, &folder, &files, now.unix_timestamp())
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result?;
+    Ok(files.iter().map(|(name, _)| (*name).to_owned()).collect())
+}
+
+fn temporary_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
+fn write_archive(
+    path: &Path,
+    folder: &str,
+    files: &[(&str, String)],
+    mtime: i64,
+) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    let mut archive = tar::Builder::new(GzEncoder::new(file, Compression::default()));
+    for (name, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o600);
+        header.set_mtime(u64::try_from(mtime).unwrap_or(0));
+        header.set_cksum();
+        archive.append_data(&mut header, format!("{folder}/{name}"), content.as_bytes())?;
+    }
+    let mut compressed = archive.into_inner()?;
+    compressed.flush()?;
+    let file = compressed.finish()?;
+    file.sync_all()
+}
+
+fn readme() -> String {
+    "beid-agent support bundle, written by `beid-agent diagnose --support-bundle`.\n\
+     \n\
+     diagnose.json / diagnose.txt  the checks and their results\n\
+     versions.txt                  agent, pcscd, OS, kernel, Chromium\n\
+     config.toml                   the configuration, inline secrets removed\n\
+     service.txt                   systemd's view of beid-agent.service\n\
+     logs.txt                      the agent's recent log, runs of 11 digits removed\n\
+     \n\
+     Left out on purpose: the audit log (pseudonyms of citizens), the audit secret, the RRN key\n\
+     cache, API tokens and the client key. No card contents are ever read into this bundle.\n"
+        .to_owned()
+}
+
+fn versions(pcscd: Option<&str>) -> String {
+    let os = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("PRETTY_NAME="))
+                .map(|value| value.trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".into(), |text| text.trim().to_owned());
+    let chromium = first_line_of(Command::new("chromium").arg("--version"))
+        .unwrap_or_else(|| "not installed".into());
+    format!(
+        "beid-agent {}\npcsc-lite {}\nos {os}\nkernel {kernel}\nchromium {chromium}\n",
+        env!("CARGO_PKG_VERSION"),
+        pcscd.unwrap_or("not found"),
+    )
+}
+
+/// The configuration text, with inline secrets and PEM blocks replaced. The format keeps
+/// secrets in files (never copied), so normally nothing is removed.
+fn config_without_secrets(path: &Path) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(text) => redact_config(&text),
+        Err(error) => format!("# {} could not be read: {error}\n", path.display()),
+    }
+}
+
+fn redact_config(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_pem = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.contains("-----BEGIN") {
+            in_pem = true;
+        }
+        if in_pem {
+            if trimmed.contains("-----END") {
+                in_pem = false;
+                out.push_str("# <PEM block removed>\n");
+            }
+            continue;
+        }
+        match trimmed.split_once('=') {
+            Some((key, _)) if is_secret_key(key.trim()) => {
+                out.push_str(&format!("{} = \"<removed>\"\n", key.trim()));
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// `password`, `api_token`, `secret`… but not `token_file`: paths are not secrets.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    !key.ends_with("_file")
+        && ["secret", "password", "passwd", "token", "private"]
+            .iter()
+            .any(|word| key.contains(word))
+}
+
+fn service_state() -> String {
+    first_lines_of(
+        Command::new("systemctl").args([
+            "show",
+            "beid-agent.service",
+            "--property=LoadState,ActiveState,SubState,Result,NRestarts,ExecMainStatus,ActiveEnterTimestamp,WatchdogTimestamp",
+        ]),
+        50,
+    )
+    .unwrap_or_else(|| "systemctl not available\n".into())
+}
+
+fn logs(log_file: Option<&Path>) -> String {
+    match log_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let lines: Vec<&str> = text.lines().collect();
+                let start = lines.len().saturating_sub(LOG_LINES);
+                let mut tail = format!("# last lines of {}\n", path.display());
+                for line in &lines[start..] {
+                    tail.push_str(line);
+                    tail.push('\n');
+                }
+                tail
+            }
+            Err(error) => format!("# {} could not be read: {error}\n", path.display()),
+        },
+        None => first_lines_of(
+            Command::new("journalctl").args([
+                "--unit=beid-agent.service",
+                "--no-pager",
+                "--output=short-iso",
+                &format!("--lines={LOG_LINES}"),
+            ]),
+            LOG_LINES + 10,
+        )
+        .unwrap_or_else(|| "journal not available (pass --log-file FILE)\n".into()),
+    }
+}
+
+fn first_line_of(command: &mut Command) -> Option<String> {
+    first_lines_of(command, 1).map(|text| text.trim().to_owned())
+}
+
+fn first_lines_of(command: &mut Command, lines: usize) -> Option<String> {
+    let output = command.output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut kept = String::new();
+    for line in text.lines().take(lines) {
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    Some(kept)
+}
+
+/// Replaces every run of digits, dots and dashes holding exactly 11 digits (a national number,
+/// bare or written `YY.MM.DD-NNN.CC`) with `<removed>`. Runs right after a `:` are the seconds
+/// of a timestamp and are kept.
+pub fn scrub(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut index = 0;
+    while index < chars.len() {
+        if !chars[index].is_ascii_digit() {
+            out.push(chars[index]);
+            index += 1;
+            continue;
+        }
+        let start = index;
+        while index < chars.len() && matches!(chars[index], '0'..='9' | '.' | '-') {
+            index += 1;
+        }
+        let run: String = chars[start..index].iter().collect();
+        let digits = run.chars().filter(char::is_ascii_digit).count();
+        let after_colon = start > 0 && chars[start - 1] == ':';
+        if digits == 11 && !after_colon {
+            out.push_str("<removed>");
+        } else {
+            out.push_str(&run);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn national_numbers_are_scrubbed_in_every_spelling_and_the_rest_is_kept() {
+        let text = "card 85671599731 read; also 85.67.15-997.31, at 2026-11-23T10:15:00.123456789Z from 127.0.0.1:8099 v1.9.9";
+        let scrubbed = scrub(text);
+        assert!(!scrubbed.contains("85671599731"), "{scrubbed}");
+        assert!(!scrubbed.contains("997.31"), "{scrubbed}");
+        assert_eq!(scrubbed.matches("<removed>").count(), 2, "{scrubbed}");
+        assert!(
+            scrubbed.contains("2026-11-23T10:15:00.123456789Z"),
+            "{scrubbed}"
+        );
+        assert!(scrubbed.contains("127.0.0.1:8099 v1.9.9"), "{scrubbed}");
+    }
+
+    #[test]
+    fn inline_secrets_and_pem_blocks_leave_the_configuration() {
+        let text = "[upstream]\nurl = \"https://rules.example/\"\nclient_key = \"/etc/beid-agent/client.key\"\napi_token = \"s3cr3t-value\"\nnote = \"\"\"\n-----BEGIN PRIVATE KEY-----\nMIIabc\n-----END PRIVATE KEY-----\n\"\"\"\n[[api.clients]]\ntoken_file = \"/etc/beid-agent/pos.token\"\n";
+        let redacted = redact_config(text);
+        assert!(!redacted.contains("s3cr3t-value"), "{redacted}");
+        assert!(!redacted.contains("MIIabc"), "{redacted}");
+        assert!(redacted.contains("api_token = \"<removed>\""), "{redacted}");
+        assert!(redacted.contains("token_file = \"/etc/beid-agent/pos.token\""));
+        assert!(redacted.contains("url = \"https://rules.example/\""));
+    }
+}

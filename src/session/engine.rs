@@ -25,8 +25,10 @@ use crate::beid::{AppletVersion, CardError, Identity};
 use crate::reader::watcher::ReaderEvent;
 use crate::reader::ReaderError;
 
-/// How long a read may take before the reader is reported in error.
-const READ_DEADLINE: Duration = Duration::from_secs(15);
+/// How long a read may take before the reader is reported in error (`card_mute`). The
+/// slowest real read, an applet 1.1 card on its T=0 wire with the certificate, takes about
+/// 0.5 s; a citizen at the counter should not wait longer than this for "try again".
+const READ_DEADLINE: Duration = Duration::from_secs(5);
 /// How many ended session ids are remembered to answer "ended" rather than "unknown".
 const ENDED_MEMORY: usize = 4096;
 
@@ -638,6 +640,11 @@ fn error_code(error: &CardError) -> &'static str {
         CardError::Reader(_) => "reader_error",
         CardError::NotBelpic(_) => "not_beid",
         CardError::NotActivated => "not_activated",
+        // 6581: the chip's memory failed; this card will not get better.
+        CardError::Status {
+            status: crate::beid::StatusWord::MemoryFailure,
+            ..
+        } => "card_damaged",
         _ => "card_unreadable",
     }
 }

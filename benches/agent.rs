@@ -59,7 +59,7 @@ async fn api_at_rate(rate: u32, seconds: u64) {
         .send()
         .await
         .unwrap();
-    assert_eq!(insert.status(), 204);
+    assert_eq!(insert.status(), 200);
     let total = rate as u64 * seconds;
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
     let started = tokio::time::Instant::now();

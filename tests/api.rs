@@ -87,7 +87,9 @@ impl Agent {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 204);
+        assert_eq!(response.status(), 200);
+        let inserted: Value = response.json().await.unwrap();
+        assert!(inserted["session"].is_string(), "{inserted}");
     }
 
     async fn remove(&self) {

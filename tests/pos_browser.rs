@@ -368,7 +368,7 @@ impl Agent {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 204);
+        assert_eq!(response.status(), 200);
     }
 
     /// `beid_api_requests_total` from /metrics, by (route, status).

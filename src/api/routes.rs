@@ -5,7 +5,7 @@ use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -136,10 +136,11 @@ pub async fn session(
     Ok(Json(view))
 }
 
-#[derive(Deserialize)]
+/// `POST /v1/sessions/{session}/advice`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AdviceBody {
-    use_case: String,
+    pub use_case: String,
 }
 
 pub async fn advice(
@@ -195,17 +196,19 @@ pub async fn simulator_cards(
     Ok(Json(json!(simulator.cards())))
 }
 
-#[derive(Deserialize)]
+/// `POST /v1/simulator/insert`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InsertBody {
-    card: String,
-    reader: Option<String>,
+    pub card: String,
+    pub reader: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// `POST /v1/simulator/remove`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveBody {
-    reader: Option<String>,
+    pub reader: Option<String>,
 }
 
 /// Waits (at most 2 s) until the engine announced `name`, so a simulator call answers once
@@ -213,15 +216,19 @@ pub struct RemoveBody {
 async fn settled(
     events: &mut tokio::sync::broadcast::Receiver<crate::session::AgentEvent>,
     name: &str,
-) {
+) -> Option<crate::session::AgentEvent> {
     let wait = async {
         while let Ok(event) = events.recv().await {
             if event.name == name {
-                return;
+                return Some(event);
             }
         }
+        None
     };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), wait).await;
+    tokio::time::timeout(std::time::Duration::from_secs(2), wait)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// The simulator speaks reader ids, like the rest of the API.
@@ -240,7 +247,7 @@ pub async fn simulator_insert(
     State(state): State<AppState>,
     Extension(Caller(client)): Extension<Caller>,
     request: Result<Json<InsertBody>, JsonRejection>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     require(&client, Scope::Advice)?;
     let request = body(request)?;
     let simulator = state
@@ -253,8 +260,12 @@ pub async fn simulator_insert(
     simulator
         .insert(reader.as_deref(), &request.card)
         .map_err(|_| ApiError::SIMULATOR)?;
-    settled(&mut events, "card-inserted").await;
-    Ok(StatusCode::NO_CONTENT)
+    // The card's session, so a demo or test client needs no second request to find it.
+    let inserted = settled(&mut events, "card-inserted").await;
+    Ok(Json(json!({
+        "reader": inserted.as_ref().and_then(|e| e.reader.clone()),
+        "session": inserted.and_then(|e| e.session),
+    })))
 }
 
 pub async fn simulator_remove(

@@ -1,0 +1,241 @@
+//! The load scenario of issue 8, shared by `tests/load.rs` (short, in the suite) and
+//! `benches/load.rs` (release figures): the agent in-process over real sockets, with two
+//! simulated readers reading cards one after the other, `subscribers` SSE clients counting
+//! every event, and `rate` API requests a second spread over 25 POS clients.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use beid_agent::api::{self, AppState, Client, Clients, Scope};
+use beid_agent::metrics::Metrics;
+use beid_agent::session::{Engine, EngineSettings, SimulatedReaders};
+use tokio::sync::watch;
+
+const CLIENTS: usize = 25;
+const READERS: [&str; 2] = ["Simulated reader 1", "Simulated reader 2"];
+
+pub struct LoadSpec {
+    pub subscribers: usize,
+    pub rate: u32,
+    pub duration: Duration,
+}
+
+#[derive(Debug)]
+pub struct LoadReport {
+    pub requests: usize,
+    pub failures: usize,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    /// Card cycles (insert, read, advice, remove) during the load.
+    pub cycles: usize,
+    /// Events each subscriber had to see: four a cycle.
+    pub expected_events: usize,
+    /// Per subscriber, the events it saw, by name.
+    pub seen: Vec<BTreeMap<String, usize>>,
+}
+
+impl LoadReport {
+    /// Subscribers that saw other than exactly the expected events.
+    pub fn subscribers_with_losses(&self) -> usize {
+        self.seen
+            .iter()
+            .filter(|counts| {
+                counts.values().sum::<usize>() != self.expected_events
+                    || counts.contains_key("error")
+            })
+            .count()
+    }
+}
+
+fn token(i: usize) -> String {
+    format!("load-client-{i:04}-0123456789-0123456789")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+async fn start() -> (String, Engine) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let source = Arc::new(SimulatedReaders::new(&READERS, false));
+    let settings = EngineSettings {
+        auto_advice: vec!["uitpas-kansentarief".into()],
+        ..EngineSettings::simulated(None).unwrap()
+    };
+    let metrics = Arc::new(Metrics::default());
+    let engine = Engine::start(source, settings, metrics.clone()).unwrap();
+    let clients = (0..CLIENTS)
+        .map(|i| Client::new(&format!("c{i}"), &token(i), vec![Scope::Advice], vec![]))
+        .collect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = AppState::new(engine.clone(), Clients::new(clients), metrics, port);
+    tokio::spawn(api::serve(listener, state, std::future::pending()));
+    (format!("http://127.0.0.1:{port}"), engine)
+}
+
+/// One SSE subscriber: counts events by name until it has seen `target` of them (the target
+/// is known once the cards stop) or the stream goes quiet for 10 s.
+async fn subscribe(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    mut target: watch::Receiver<usize>,
+    ready: tokio::sync::mpsc::Sender<()>,
+) -> BTreeMap<String, usize> {
+    let ticket: serde_json::Value = http
+        .post(format!("{base}/v1/events/ticket"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut stream = http
+        .get(format!(
+            "{base}/v1/events?ticket={}",
+            ticket["ticket"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let _ = ready.send(()).await;
+    let mut counts = BTreeMap::<String, usize>::new();
+    let mut buffer = String::new();
+    loop {
+        if counts.values().sum::<usize>() >= *target.borrow() {
+            return counts;
+        }
+        tokio::select! {
+            chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk()) => {
+                let Ok(Ok(Some(chunk))) = chunk else { return counts };
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let block: String = buffer.drain(..end + 2).collect();
+                    if let Some(name) = block.lines().find_map(|l| l.strip_prefix("event: ")) {
+                        *counts.entry(name.to_owned()).or_default() += 1;
+                    }
+                }
+            }
+            _ = target.changed() => {}
+        }
+    }
+}
+
+/// Runs the scenario.
+pub async fn run(spec: LoadSpec) -> LoadReport {
+    let (base, engine) = start().await;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(spec.subscribers + 64)
+        .build()
+        .unwrap();
+
+    // Subscribers first, all connected before anything happens.
+    let (target_tx, target_rx) = watch::channel(usize::MAX);
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(spec.subscribers);
+    let subscribers: Vec<_> = (0..spec.subscribers)
+        .map(|i| {
+            tokio::spawn(subscribe(
+                http.clone(),
+                base.clone(),
+                token(i % CLIENTS),
+                target_rx.clone(),
+                ready_tx.clone(),
+            ))
+        })
+        .collect();
+    for _ in 0..spec.subscribers {
+        ready_rx.recv().await.unwrap();
+    }
+
+    // Cards: each reader in turn, insert → advice → remove, for the whole duration.
+    let driver = {
+        let engine = engine.clone();
+        let duration = spec.duration;
+        tokio::spawn(async move {
+            let simulator = engine.source().simulator().unwrap();
+            let mut events = engine.subscribe();
+            let started = Instant::now();
+            let mut cycles = 0;
+            while started.elapsed() < duration {
+                let reader = READERS[cycles % READERS.len()];
+                let card = if cycles % 2 == 0 {
+                    "gen-1.8-ec"
+                } else {
+                    "gen-1.7-rsa2048"
+                };
+                simulator.insert(Some(reader), card).unwrap();
+                loop {
+                    let event = events.recv().await.unwrap();
+                    if event.name == "advice" {
+                        break;
+                    }
+                }
+                simulator.remove(Some(reader)).unwrap();
+                loop {
+                    let event = events.recv().await.unwrap();
+                    if event.name == "card-removed" {
+                        break;
+                    }
+                }
+                cycles += 1;
+            }
+            cycles
+        })
+    };
+
+    // The API load, at a fixed rate.
+    let total = (f64::from(spec.rate) * spec.duration.as_secs_f64()) as usize;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(spec.rate));
+    let started = tokio::time::Instant::now();
+    let mut requests = Vec::with_capacity(total);
+    for i in 0..total {
+        tokio::time::sleep_until(started + interval * i as u32).await;
+        let http = http.clone();
+        let url = format!("{base}/v1/readers");
+        let token = token(i % CLIENTS);
+        requests.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let status = http
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .map(|r| r.status().as_u16());
+            (sent.elapsed(), status)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(total);
+    let mut failures = 0;
+    for request in requests {
+        let (latency, status) = request.await.unwrap();
+        if !matches!(status, Ok(200)) {
+            failures += 1;
+        }
+        latencies.push(latency);
+    }
+    latencies.sort();
+
+    let cycles = driver.await.unwrap();
+    let expected_events = cycles * 4;
+    target_tx.send_replace(expected_events);
+    let mut seen = Vec::with_capacity(subscribers.len());
+    for subscriber in subscribers {
+        seen.push(subscriber.await.unwrap());
+    }
+    LoadReport {
+        requests: latencies.len(),
+        failures,
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+        max: *latencies.last().unwrap(),
+        cycles,
+        expected_events,
+        seen,
+    }
+}

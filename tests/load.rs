@@ -1,0 +1,47 @@
+//! 200 SSE subscribers and 500 API requests a second while cards are read: no request fails,
+//! no subscriber misses an event. Latency figures come from the release build:
+//! `cargo bench --bench load` (BENCHMARKS.md); this debug-build run only prints them.
+
+// Test code: a broken expectation must stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "common/load.rs"]
+mod load;
+
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_subscribers_and_500_requests_a_second_lose_nothing() {
+    let report = load::run(load::LoadSpec {
+        subscribers: 200,
+        rate: 500,
+        duration: Duration::from_secs(3),
+    })
+    .await;
+    println!(
+        "{} requests, {} failed, p50 {:?} p99 {:?} max {:?}; {} card cycles, {} events to each of {} subscribers",
+        report.requests,
+        report.failures,
+        report.p50,
+        report.p99,
+        report.max,
+        report.cycles,
+        report.expected_events,
+        report.seen.len()
+    );
+    assert_eq!(report.failures, 0);
+    assert!(
+        report.cycles >= 10,
+        "cards were read under load: {}",
+        report.cycles
+    );
+    assert_eq!(
+        report.subscribers_with_losses(),
+        0,
+        "{:?}",
+        report
+            .seen
+            .iter()
+            .find(|c| c.values().sum::<usize>() != report.expected_events)
+    );
+}

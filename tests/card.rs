@@ -143,18 +143,18 @@ fn card_status_words_become_named_errors() {
 
 #[test]
 fn a_card_refusing_path_selection_is_read_step_by_step() {
-    // A4 #1 selects the applet, #2 is the path selection of 4031.
+    // A4 #1 is the path selection of 4031 (the applet is selected after a reset).
     let mut beid = open(
         "alice-2009",
         Faults {
-            status_faults: vec!["A4@2=6A86".parse().unwrap()],
+            status_faults: vec!["A4@1=6A86".parse().unwrap()],
             ..Faults::default()
         },
     );
     let files = beid.read_identity().unwrap();
     assert!(files.identity.national_number().is_ok());
-    // 3 more SELECTs (3F00, DF01, 4031) than the 8 of the direct path.
-    assert_eq!(beid.stats().apdus, 11);
+    // 3 more SELECTs (3F00, DF01, 4031) than the 6 of the direct path.
+    assert_eq!(beid.stats().apdus, 9);
 }
 
 #[test]
@@ -162,7 +162,8 @@ fn a_card_that_is_not_belpic_is_refused() {
     let sim = SimCard::load(&card_dir("alice-2009"))
         .unwrap()
         .with_faults(Faults {
-            status_faults: vec!["A4@1=6A82".parse().unwrap()],
+            // Another card: GET CARD DATA is unknown to it, and so is the Belpic applet.
+            status_faults: vec!["E4=6D00".parse().unwrap(), "A4@1=6A82".parse().unwrap()],
             ..Faults::default()
         });
     let error = BeidCard::open(SimTransport::new(sim)).err().unwrap();
@@ -199,7 +200,8 @@ impl CardTransport for ResetOnce {
 
 #[test]
 fn a_reset_by_another_application_is_recovered_once() {
-    for at in [1, 2, 4, 7] {
+    // Six APDUs: GET CARD DATA, SELECT 4031, READ (6Cxx), READ, SELECT 4032, READ.
+    for at in [1, 2, 4, 6] {
         let sim = SimCard::load(&card_dir("alice-2009")).unwrap();
         let transport = ResetOnce {
             inner: SimTransport::new(sim),

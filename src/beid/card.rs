@@ -5,7 +5,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use super::apdu::{Apdu, Response};
-use super::card_data::{AtrHint, CardData, LifeCycle};
+use super::card_data::{AppletVersion, AtrHint, CardData, LifeCycle};
 use super::error::CardError;
 use super::files::{der_length, CardFile, Df, Extent};
 use super::identity::Identity;
@@ -50,9 +50,17 @@ pub struct BeidCard<T: CardTransport> {
 }
 
 impl<T: CardTransport> BeidCard<T> {
-    /// Selects the Belpic applet and reads GET CARD DATA: together they decide whether this
-    /// is a Belgian eID (the ATR is only a hint; the 1.8 prefix is generic IDPrime).
+    /// Reads GET CARD DATA (selecting the Belpic applet only when it is not the selected
+    /// one): it decides whether this is a Belgian eID (the ATR is only a hint; the 1.8
+    /// prefix is generic IDPrime).
     pub fn open(tx: T) -> Result<Self, CardError> {
+        Self::open_with_wrong_le_delay(tx, OLD_CARD_WRONG_LE_DELAY)
+    }
+
+    /// [`open`](Self::open) with another pause between a `6Cxx` and the re-issued command
+    /// on applets 1.0/1.1 (10 ms otherwise). Fuzzing and tests that script a transport pass
+    /// zero, so that a run never sleeps.
+    pub fn open_with_wrong_le_delay(tx: T, old_card_delay: Duration) -> Result<Self, CardError> {
         let mut card = Self {
             tx: CountingTransport::new(tx),
             card_data: CardData::parse(&[0; CardData::LEN]).ok_or(CardError::Malformed {
@@ -60,7 +68,7 @@ impl<T: CardTransport> BeidCard<T> {
                 reason: "internal placeholder",
             })?,
             current_df: None,
-            wrong_le_delay: OLD_CARD_WRONG_LE_DELAY,
+            wrong_le_delay: old_card_delay,
             recovered_from_reset: false,
         };
         match card.identify() {
@@ -73,9 +81,20 @@ impl<T: CardTransport> BeidCard<T> {
         Ok(card)
     }
 
+    /// GET CARD DATA tells the applet version and life cycle; the ATR is only a hint.
+    ///
+    /// The Belpic applet is the card's default applet: after a reset it is selected and the
+    /// MF is current (OpenSC's belpic driver never selects it). So GET CARD DATA is asked
+    /// first, which saves the SELECT on every read; only when it fails (another application
+    /// selected another applet on this shared connection, or this is no Belgian eID) is the
+    /// applet selected by AID and asked again. A card that refuses that SELECT is not Belpic.
     fn identify(&mut self) -> Result<(), CardError> {
-        self.select_applet()?;
-        let response = self.transmit(&Apdu::get_card_data())?;
+        let mut response = self.transmit(&Apdu::get_card_data())?;
+        if response.status != StatusWord::Success {
+            tracing::debug!(status = %response.status, "GET CARD DATA refused; selecting the applet");
+            self.select_applet()?;
+            response = self.transmit(&Apdu::get_card_data())?;
+        }
         match response.status {
             StatusWord::Success => {}
             StatusWord::InstructionNotAvailable | StatusWord::ClassNotSupported => {
@@ -194,7 +213,10 @@ impl<T: CardTransport> BeidCard<T> {
     fn read_file_once(&mut self, file: CardFile) -> Result<Zeroizing<Vec<u8>>, CardError> {
         self.select(file)?;
         let mut content = Zeroizing::new(Vec::new());
-        let mut target: Option<usize> = None;
+        let mut target: Option<usize> = match file.extent() {
+            Extent::AtMost(limit) => Some(self.known_length(file).unwrap_or(limit)),
+            Extent::Whole | Extent::DerLength => None,
+        };
         let mut glitch_retried = false;
         loop {
             let wanted = match target {
@@ -256,6 +278,23 @@ impl<T: CardTransport> BeidCard<T> {
                 }
             }
         }
+    }
+
+    /// The length a file has on this card generation, asked for in one READ BINARY (saves
+    /// the `6Cxx` round). Applets 1.0/1.1 were issued with RSA-1024 National Register keys
+    /// only (2003–2014, PROTOCOL.md §5.2): their signatures are 128 bytes. Were one longer,
+    /// the signature check would fail and the card be judged not authentic, never accepted.
+    fn known_length(&self, file: CardFile) -> Option<usize> {
+        let rsa_1024 = matches!(
+            self.card_data.applet_version(),
+            AppletVersion::V1_0 | AppletVersion::V1_1
+        );
+        (rsa_1024
+            && matches!(
+                file,
+                CardFile::IdentitySignature | CardFile::AddressSignature
+            ))
+        .then_some(128)
     }
 
     /// Selects a file: by file id when its DF is current (one short APDU), else by path,

@@ -28,7 +28,14 @@ pub enum Extent {
     /// Up to the DER length announced by the first bytes: certificate files carry
     /// 50 to 1100 bytes of zero padding that would cost APDUs for nothing.
     DerLength,
+    /// Until the card says the file ends, or this many bytes: the file is never longer,
+    /// so a full last chunk needs no further READ BINARY to learn that it was the last.
+    AtMost(usize),
 }
+
+/// The signature files (4032, 4034) hold 128 bytes (RSA-1024), 256 (RSA-2048) or a DER
+/// ECDSA signature zero-padded to 256 (PROTOCOL.md §1, CONT54 §6.2.5).
+pub const MAX_SIGNATURE_FILE_LEN: usize = 256;
 
 /// A file the agent reads, named by what it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,9 +117,12 @@ impl CardFile {
     }
 
     pub fn extent(self) -> Extent {
-        match self.df() {
-            Df::Belpic => Extent::DerLength,
-            Df::Id => Extent::Whole,
+        match (self.df(), self) {
+            (Df::Belpic, _) => Extent::DerLength,
+            (Df::Id, Self::IdentitySignature | Self::AddressSignature) => {
+                Extent::AtMost(MAX_SIGNATURE_FILE_LEN)
+            }
+            (Df::Id, _) => Extent::Whole,
         }
     }
 }

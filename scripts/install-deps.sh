@@ -3,12 +3,15 @@
 # when not root). A fresh machine has the PC/SC runtime library but not the rest.
 #   install-deps.sh run    what the agent needs to run with its simulated card
 #   install-deps.sh test   that, plus what the tests use (OpenSC as independent reader,
-#                          openssl for test keys, Chromium and its WebDriver for the pages)
+#                          openssl for test keys, Chromium and its WebDriver for the pages,
+#                          node for the polkit rule, systemd-analyze for the unit, cargo-deb
+#                          with dpkg-dev and binutils for the Debian package)
 set -euo pipefail
 
 packages=(pcscd libpcsclite-dev pkgconf vsmartcard-vpcd util-linux coreutils)
 if [ "${1:-test}" = test ]; then
-  packages+=(opensc openssl chromium chromium-driver fonts-dejavu-core)
+  packages+=(opensc openssl chromium chromium-driver fonts-dejavu-core
+    nodejs systemd dpkg-dev binutils)
 fi
 
 missing=()
@@ -31,4 +34,10 @@ fi
 if ! command -v cargo >/dev/null; then
   echo "cargo is missing: install the Rust toolchain (https://rustup.rs) and run again" >&2
   exit 1
+fi
+
+# tests/packaging.rs builds the Debian package with this exact cargo-deb.
+if [ "${1:-test}" = test ] && ! cargo deb --version >/dev/null 2>&1; then
+  echo "installing: cargo-deb 3.8.0" >&2
+  cargo install cargo-deb --version 3.8.0 --locked
 fi

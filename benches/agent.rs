@@ -6,50 +6,17 @@
 // Bench set-up: a failure must stop loudly.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+#[path = "../tests/common/load.rs"]
+mod load;
+
 use std::time::{Duration, Instant};
 
-use beid_agent::api::{self, AppState, Client, Clients, Scope};
-use beid_agent::metrics::Metrics;
-use beid_agent::session::{Engine, EngineSettings, SimulatedReaders};
+use load::{percentile, start, token, CLIENTS};
 
-const CLIENTS: usize = 20;
-
-fn token(i: usize) -> String {
-    format!("bench-client-{i:04}-0123456789-0123456789")
-}
-
-async fn start(wire_time: bool, auto_advice: bool) -> (String, Engine) {
-    let source = Arc::new(SimulatedReaders::new(&["Simulated reader 1"], wire_time));
-    let settings = EngineSettings {
-        device_id: "bench".into(),
-        auto_advice: if auto_advice {
-            vec!["uitpas-kansentarief".into()]
-        } else {
-            Vec::new()
-        },
-        ..EngineSettings::simulated(None).unwrap()
-    };
-    let metrics = Arc::new(Metrics::default());
-    let engine = Engine::start(source, settings, metrics.clone()).unwrap();
-    // The agent allows 50 req/s per client: 20 clients carry 500 req/s.
-    let clients = (0..CLIENTS)
-        .map(|i| Client::new(&format!("c{i}"), &token(i), vec![Scope::Advice], vec![]))
-        .collect();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let state = AppState::new(engine.clone(), Clients::new(clients), metrics, port);
-    tokio::spawn(api::serve(listener, state, std::future::pending()));
-    (format!("http://127.0.0.1:{port}"), engine)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
+const READER: [&str; 1] = ["Simulated reader 1"];
 
 async fn api_at_rate(rate: u32, seconds: u64) {
-    let (base, _engine) = start(false, false).await;
+    let (base, _engine) = start(&READER, false, false).await;
     let http = reqwest::Client::new();
     // A card in the reader, so /v1/readers has a session to report.
     let insert = http
@@ -100,7 +67,7 @@ async fn api_at_rate(rate: u32, seconds: u64) {
 }
 
 async fn insertion_to_advice(wire_time: bool, rounds: usize) {
-    let (base, engine) = start(wire_time, true).await;
+    let (base, engine) = start(&READER, wire_time, true).await;
     let http = reqwest::Client::new();
     let mut events = engine.subscribe();
     let mut latencies = Vec::with_capacity(rounds);

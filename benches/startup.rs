@@ -7,21 +7,13 @@
 // Bench set-up: a failure must stop loudly.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+#[path = "../tests/common/simulated.rs"]
+mod simulated;
+
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_beid-agent");
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
+use simulated::SimulatedServe;
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
@@ -37,20 +29,7 @@ fn main() {
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         let started = Instant::now();
-        let mut child = Command::new(AGENT)
-            .args([
-                "serve",
-                "--simulate",
-                "--listen",
-                "127.0.0.1:0",
-                "--state-dir",
-            ])
-            .arg(dir.path().join(format!("state-{run}")))
-            .env("NOTIFY_SOCKET", &socket_path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let agent = SimulatedServe::start_with_env(&[("NOTIFY_SOCKET", socket_path.as_os_str())]);
         let mut buffer = [0_u8; 512];
         loop {
             let n = socket.recv(&mut buffer).expect("READY=1 within 10 s");
@@ -62,12 +41,10 @@ fn main() {
             }
         }
         ready.push(started.elapsed());
-        idle.push(rss_kib(child.id()));
+        idle.push(agent.rss_kib());
         if run == 0 {
-            busy = after_cards(&mut child, &dir.path().join(format!("state-{run}")));
+            busy = after_visits(&agent);
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
     ready.sort();
     idle.sort_unstable();
@@ -85,57 +62,24 @@ fn main() {
     );
 }
 
-/// Inserts and removes 20 cards, asking an advice for each; the RSS afterwards.
-fn after_cards(child: &mut std::process::Child, state: &std::path::Path) -> u64 {
+/// 20 visits (insert, advice, remove); the resident memory afterwards.
+fn after_visits(agent: &SimulatedServe) -> u64 {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    let base = banner.trim().rsplit(' ').next().unwrap().to_owned();
-    let token = std::fs::read_to_string(state.join("demo-token")).unwrap();
-    let token = token.trim().to_owned();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async move {
+    runtime.block_on(async {
         let http = reqwest::Client::new();
+        let mut pace = tokio::time::interval(Duration::from_millis(21));
         for round in 0..20 {
             let card = if round % 2 == 0 {
                 "gen-1.8-ec"
             } else {
                 "gen-1.7-rsa2048"
             };
-            let inserted: serde_json::Value = http
-                .post(format!("{base}/v1/simulator/insert"))
-                .bearer_auth(&token)
-                .json(&serde_json::json!({ "card": card }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let session = inserted["session"].as_str().unwrap();
-            let advice: serde_json::Value = http
-                .post(format!("{base}/v1/sessions/{session}/advice"))
-                .bearer_auth(&token)
-                .json(&serde_json::json!({ "useCase": "uitpas-kansentarief" }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert!(advice["decision"].is_string(), "{advice}");
-            http.post(format!("{base}/v1/simulator/remove"))
-                .bearer_auth(&token)
-                .json(&serde_json::json!({}))
-                .send()
-                .await
-                .unwrap();
+            agent.visit(&http, card, &mut pace).await;
         }
     });
-    rss_kib(child.id())
+    agent.rss_kib()
 }

@@ -44,6 +44,23 @@ fn text(check: &Value, field: &str) -> String {
     check[field].as_str().unwrap_or_default().to_owned()
 }
 
+/// The named check has this status, and its detail and hint contain these words.
+fn assert_check(report: &Value, name: &str, status: &str, detail: &str, hint: &str) {
+    let check = check(report, name);
+    assert_eq!(check["status"], status, "{check}");
+    assert!(text(check, "detail").contains(detail), "{check}");
+    assert!(text(check, "hint").contains(hint), "{check}");
+}
+
+/// `diagnose --json --config FILE` without pcscd, off the test's runtime.
+async fn diagnose_config(config: &Path) -> (Option<i32>, Value) {
+    diagnose_async(
+        no_pcscd(),
+        vec!["--config".into(), config.display().to_string()],
+    )
+    .await
+}
+
 /// Every failure and warning carries a hint.
 fn assert_hints(report: &Value) {
     for check in report["checks"].as_array().unwrap() {
@@ -57,14 +74,6 @@ fn no_pcscd() -> Command {
     let mut command = Command::new(AGENT);
     command.env("PCSCLITE_CSOCK_NAME", "/nonexistent/pcscd.comm");
     command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A configuration for an http upstream at `url` with these client files.
@@ -140,12 +149,12 @@ fn a_machine_without_a_reader_is_told_to_plug_one_in() {
     let (code, report) = diagnose(pcscd.agent(), &[]);
     assert_eq!(code, Some(12), "{report:#}");
     assert_eq!(check(&report, "pcscd")["status"], "pass");
-    let readers = check(&report, "readers");
-    assert_eq!(readers["status"], "fail", "{readers}");
-    assert!(text(readers, "detail").contains("no reader"), "{readers}");
-    assert!(
-        text(readers, "hint").contains("plug the reader in"),
-        "{readers}"
+    assert_check(
+        &report,
+        "readers",
+        "fail",
+        "no reader",
+        "plug the reader in",
     );
     assert_hints(&report);
 }
@@ -164,29 +173,22 @@ async fn an_expired_client_certificate_is_named_and_one_about_to_expire_warns() 
         now - time::Duration::days(3),
     );
     let config = write_config(dir.path(), &server.url, &pki, &cert, &key, "");
-    let (code, report) = diagnose_async(
-        no_pcscd(),
-        vec!["--config".into(), config.display().to_string()],
-    )
-    .await;
+    let (code, report) = diagnose_config(&config).await;
     assert_eq!(code, Some(12));
-    let certificate = check(&report, "upstream client certificate");
-    assert_eq!(certificate["status"], "fail", "{certificate}");
-    assert!(
-        text(certificate, "detail").contains("expired on"),
-        "{certificate}"
+    assert_check(
+        &report,
+        "upstream client certificate",
+        "fail",
+        "expired on",
+        "renew",
     );
-    assert!(text(certificate, "hint").contains("renew"), "{certificate}");
     // The upstream refuses it too, and diagnose says so.
-    let reach = check(&report, "upstream");
-    assert_eq!(reach["status"], "fail", "{reach}");
-    assert!(
-        text(reach, "detail").contains("upstream_tls_rejected"),
-        "{reach}"
-    );
-    assert!(
-        text(reach, "hint").contains("client certificate"),
-        "{reach}"
+    assert_check(
+        &report,
+        "upstream",
+        "fail",
+        "upstream_tls_rejected",
+        "client certificate",
     );
     assert_hints(&report);
 
@@ -196,11 +198,7 @@ async fn an_expired_client_certificate_is_named_and_one_about_to_expire_warns() 
         now + time::Duration::days(10),
     );
     let config = write_config(dir.path(), &server.url, &pki, &cert, &key, "");
-    let (_, report) = diagnose_async(
-        no_pcscd(),
-        vec!["--config".into(), config.display().to_string()],
-    )
-    .await;
+    let (_, report) = diagnose_config(&config).await;
     let certificate = check(&report, "upstream client certificate");
     assert_eq!(certificate["status"], "warn", "{certificate}");
     assert!(
@@ -217,7 +215,7 @@ async fn an_unreachable_or_silent_upstream_is_named_with_its_hint() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
 
-    let closed = format!("https://127.0.0.1:{}/", free_port());
+    let closed = format!("https://127.0.0.1:{}/", common::free_port());
     let config = write_config(
         dir.path(),
         &closed,
@@ -226,11 +224,7 @@ async fn an_unreachable_or_silent_upstream_is_named_with_its_hint() {
         &pki.client_key,
         "",
     );
-    let (code, report) = diagnose_async(
-        no_pcscd(),
-        vec!["--config".into(), config.display().to_string()],
-    )
-    .await;
+    let (code, report) = diagnose_config(&config).await;
     assert_eq!(code, Some(12));
     assert_eq!(
         check(&report, "configuration")["status"],
@@ -241,13 +235,13 @@ async fn an_unreachable_or_silent_upstream_is_named_with_its_hint() {
         check(&report, "upstream client certificate")["status"],
         "pass"
     );
-    let reach = check(&report, "upstream");
-    assert_eq!(reach["status"], "fail", "{reach}");
-    assert!(
-        text(reach, "detail").contains("upstream_unavailable"),
-        "{reach}"
+    assert_check(
+        &report,
+        "upstream",
+        "fail",
+        "upstream_unavailable",
+        "no connection",
     );
-    assert!(text(reach, "hint").contains("no connection"), "{reach}");
 
     // Accepts the connection, never says a word.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -260,19 +254,15 @@ async fn an_unreachable_or_silent_upstream_is_named_with_its_hint() {
         &pki.client_key,
         "",
     );
-    let (code, report) = diagnose_async(
-        no_pcscd(),
-        vec!["--config".into(), config.display().to_string()],
-    )
-    .await;
+    let (code, report) = diagnose_config(&config).await;
     assert_eq!(code, Some(12));
-    let reach = check(&report, "upstream");
-    assert_eq!(reach["status"], "fail", "{reach}");
-    assert!(
-        text(reach, "detail").contains("upstream_timeout"),
-        "{reach}"
+    assert_check(
+        &report,
+        "upstream",
+        "fail",
+        "upstream_timeout",
+        "no answer in time",
     );
-    assert!(text(reach, "hint").contains("no answer in time"), "{reach}");
     drop(silent);
 }
 
@@ -336,7 +326,7 @@ async fn a_healthy_counter_passes_and_its_support_bundle_holds_no_personal_data(
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     std::fs::write(dir.path().join("token"), TOKEN).unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let root = common::fixtures().join("test-pki/eid-test-root-ca.crt");
     let config = write_config(
         dir.path(),

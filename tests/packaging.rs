@@ -12,13 +12,16 @@
 
 #[path = "common/browser.rs"]
 mod browser;
+#[path = "common/simulated.rs"]
+mod simulated;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use simulated::SimulatedServe;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_beid-agent");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -527,71 +530,12 @@ fn the_kiosk_user_unit_verifies_and_keeps_the_token_off_the_command_line() {
     );
 }
 
-/// `beid-agent serve --simulate` on a free loopback port; killed on drop.
-struct SimulatedAgent {
-    child: std::process::Child,
-    port: u16,
-    state: tempfile::TempDir,
-    /// Kept open: the agent prints more lines after the first.
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl SimulatedAgent {
-    fn start() -> SimulatedAgent {
-        let state = temp_dir("beid-kiosk-agent-");
-        let mut child = Command::new(AGENT)
-            .args([
-                "serve",
-                "--simulate",
-                "--listen",
-                "127.0.0.1:0",
-                "--state-dir",
-            ])
-            .arg(state.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        // The first line says where it listens (printed once the socket is bound).
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        let port = first
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|port| port.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {first:?}"));
-        SimulatedAgent {
-            child,
-            port,
-            state,
-            _stdout: stdout,
-        }
-    }
-
-    fn token(&self) -> String {
-        std::fs::read_to_string(self.state.path().join("demo-token"))
-            .unwrap()
-            .trim()
-            .to_owned()
-    }
-}
-
-impl Drop for SimulatedAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_goes_from_the_start_page_to_the_kiosk_page_signed_in() {
-    let agent = SimulatedAgent::start();
-    let token = agent.token();
+    let agent = SimulatedServe::start();
+    let token = agent.token.clone();
     let kiosk = Kiosk::new(&token);
-    let base = format!("http://127.0.0.1:{}", agent.port);
+    let base = agent.base.clone();
     let output = kiosk.start(Some(&format!("{base}/kiosk/")));
     assert!(
         output.status.success(),

@@ -7,71 +7,23 @@
 // Test code: a broken expectation must stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+#[path = "common/simulated.rs"]
+mod simulated;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use simulated::SimulatedServe;
 
 const CYCLES: usize = 1000;
 const WARM_UP: usize = 100;
 const CARDS: [&str; 2] = ["gen-1.8-ec", "gen-1.7-rsa2048"];
 
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_cards_later_memory_is_flat_and_every_card_got_its_advice() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(common::AGENT)
-        .args([
-            "serve",
-            "--simulate",
-            "--listen",
-            "127.0.0.1:0",
-            "--state-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    let pid = child.id();
-    let _served = Served(child);
-    let base = banner
-        .trim()
-        .rsplit(' ')
-        .next()
-        .filter(|b| b.starts_with("http://"))
-        .unwrap_or_else(|| panic!("{banner}"))
-        .to_owned();
-    let token = std::fs::read_to_string(dir.path().join("demo-token")).unwrap();
-    let token = token.trim();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let agent = SimulatedServe::start();
     let http = reqwest::Client::new();
-    // Three requests a cycle, under the client's 50 requests a second (bursts of 100).
+    // Three requests a visit, under the client's 50 requests a second (bursts of 100).
     let mut pace = tokio::time::interval(Duration::from_millis(21));
 
     let mut rss = Vec::new();
@@ -79,55 +31,19 @@ async fn a_thousand_cards_later_memory_is_flat_and_every_card_got_its_advice() {
     let mut previous: Option<String> = None;
     for cycle in 0..CYCLES {
         if cycle == WARM_UP {
-            rss.push((cycle, rss_kib(pid)));
+            rss.push((cycle, agent.rss_kib()));
         }
-        let card = CARDS[cycle % CARDS.len()];
-        pace.tick().await;
-        let inserted = http
-            .post(format!("{base}/v1/simulator/insert"))
-            .bearer_auth(token)
-            .json(&json!({ "card": card }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(inserted.status(), 200, "cycle {cycle}");
-        let inserted: Value = inserted.json().await.unwrap();
-        let session = inserted["session"]
-            .as_str()
-            .unwrap_or_else(|| panic!("cycle {cycle}: {inserted}"))
-            .to_owned();
-        assert_ne!(previous.as_deref(), Some(session.as_str()));
-        pace.tick().await;
-        let advice: Value = http
-            .post(format!("{base}/v1/sessions/{session}/advice"))
-            .bearer_auth(token)
-            .json(&json!({ "useCase": "uitpas-kansentarief" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let decision = advice["decision"]
-            .as_str()
-            .unwrap_or_else(|| panic!("cycle {cycle}: {advice}"))
-            .to_owned();
+        let (session, decision) = agent
+            .visit(&http, CARDS[cycle % CARDS.len()], &mut pace)
+            .await;
+        assert_ne!(previous.as_deref(), Some(session.as_str()), "cycle {cycle}");
         *decisions.entry(decision).or_default() += 1;
-        pace.tick().await;
-        let removed = http
-            .post(format!("{base}/v1/simulator/remove"))
-            .bearer_auth(token)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(removed.status(), 204, "cycle {cycle}");
         previous = Some(session);
     }
-    rss.push((CYCLES, rss_kib(pid)));
+    rss.push((CYCLES, agent.rss_kib()));
     let gone = http
-        .get(format!("{base}/v1/sessions/{}", previous.unwrap()))
-        .bearer_auth(token)
+        .get(format!("{}/v1/sessions/{}", agent.base, previous.unwrap()))
+        .bearer_auth(&agent.token)
         .send()
         .await
         .unwrap();

@@ -6,7 +6,6 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -32,14 +31,6 @@ impl Drop for ServedAgent {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl ServedAgent {
     /// Serves with the TEST roots of the generated cards, the counter client (scope advice),
     /// auto advice for `uitpas-kansentarief`, and `extra` appended to the configuration.
@@ -47,14 +38,14 @@ impl ServedAgent {
         let dir = tempfile::tempdir().unwrap();
         let roots = crate::common::fixtures().join("test-pki");
         std::fs::write(dir.path().join("token"), TOKEN).unwrap();
-        let port = free_port();
+        let port = crate::common::free_port();
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,
             format!(
                 "[upstream]\nkind = \"http\"\nurl = \"{upstream_url}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\nca_bundle = \"{}\"\n\n\
                  [device]\nid = \"balie-3\"\nchannel = \"counter\"\n\n\
-                 [trust]\nextra_roots = [\"{}\", \"{}\"]\n\n\
+                 [trust]\nextra_roots = [\"{}\", \"{}\"]\nrrn_key_cache = \"state/rrn-keys.json\"\n\n\
                  [api]\nlisten = \"127.0.0.1:{port}\"\nauto_advice = [\"uitpas-kansentarief\"]\n\n\
                  [[api.clients]]\nname = \"counter\"\ntoken_file = \"token\"\nscopes = [\"advice\"]\n\n{extra}",
                 pki.client_cert.display(),
@@ -65,14 +56,16 @@ impl ServedAgent {
             ),
         )
         .unwrap();
+        // Trace level, JSON: what the agent logs is checked for personal data.
+        let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
         let mut child = pcscd
             .agent()
-            .args(["serve", "--config"])
+            .args(["-vv", "--log-format", "json", "serve", "--config"])
             .arg(&config)
             .arg("--state-dir")
             .arg(dir.path().join("state"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         let mut banner = String::new();
@@ -92,14 +85,11 @@ impl ServedAgent {
         agent
     }
 
-    /// The agent's pid (for its resident memory).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Where `serve` keeps its state.
-    pub fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("state")
+    /// Stops the agent and returns its whole log.
+    pub fn stop(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap()
     }
 
     /// GET with the counter's token.

@@ -1,7 +1,11 @@
 //! The load scenario of issue 8, shared by `tests/load.rs` (short, in the suite) and
 //! `benches/load.rs` (release figures): the agent in-process over real sockets, with two
 //! simulated readers reading cards one after the other, `subscribers` SSE clients counting
-//! every event, and `rate` API requests a second spread over 25 POS clients.
+//! every event, and `rate` API requests a second spread over 25 POS clients. `start` and
+//! `percentile` serve `benches/agent.rs` too.
+
+// Each includer uses part of it.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +16,8 @@ use beid_agent::metrics::Metrics;
 use beid_agent::session::{Engine, EngineSettings, SimulatedReaders};
 use tokio::sync::watch;
 
-const CLIENTS: usize = 25;
+/// POS clients; the agent allows each 50 requests a second.
+pub const CLIENTS: usize = 25;
 const READERS: [&str; 2] = ["Simulated reader 1", "Simulated reader 2"];
 
 pub struct LoadSpec {
@@ -49,20 +54,26 @@ impl LoadReport {
     }
 }
 
-fn token(i: usize) -> String {
+pub fn token(i: usize) -> String {
     format!("load-client-{i:04}-0123456789-0123456789")
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
 }
 
-async fn start() -> (String, Engine) {
+/// The agent in-process on a loopback port: simulated readers (with the T=0 wire-time
+/// model or not), advice asked at once or not, the `CLIENTS` POS clients.
+pub async fn start(readers: &[&str], wire_time: bool, auto_advice: bool) -> (String, Engine) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let source = Arc::new(SimulatedReaders::new(&READERS, false));
+    let source = Arc::new(SimulatedReaders::new(readers, wire_time));
     let settings = EngineSettings {
-        auto_advice: vec!["uitpas-kansentarief".into()],
+        auto_advice: if auto_advice {
+            vec!["uitpas-kansentarief".into()]
+        } else {
+            Vec::new()
+        },
         ..EngineSettings::simulated(None).unwrap()
     };
     let metrics = Arc::new(Metrics::default());
@@ -129,7 +140,7 @@ async fn subscribe(
 
 /// Runs the scenario.
 pub async fn run(spec: LoadSpec) -> LoadReport {
-    let (base, engine) = start().await;
+    let (base, engine) = start(&READERS, false, true).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(spec.subscribers + 64)
         .build()

@@ -422,6 +422,15 @@ fn is_root() -> bool {
 
 /// Two consecutive free TCP ports (vpcd listens on PORT and PORT+1 on all interfaces),
 /// spread by process id and a counter so parallel tests do not collide.
+/// A loopback port free a moment ago (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn free_port_pair() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let base = 20_000 + (std::process::id() % 1_500) as u16 * 20;

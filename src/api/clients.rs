@@ -78,6 +78,14 @@ impl Clients {
         }
     }
 
+    /// Another rate limit per client than 50 requests a second with bursts of 100 (load
+    /// tests and fuzzing send faster than a POS ever does).
+    pub fn with_rate_limit(mut self, rate_per_second: f64, burst: f64) -> Self {
+        self.rate_per_second = rate_per_second;
+        self.burst = burst;
+        self
+    }
+
     /// The client whose token this is.
     pub fn authenticate(&self, token: &str) -> Option<std::sync::Arc<Client>> {
         let presented = digest(token);

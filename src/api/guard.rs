@@ -126,11 +126,12 @@ pub async fn caller(State(state): State<AppState>, mut request: Request, next: N
     response
 }
 
+/// The Origin header. One that is not visible ASCII (no browser sends such) still counts as
+/// present, so that it is refused rather than ignored: it can never match a configured origin.
 fn origin(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::ORIGIN)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
 }
 
 fn add_cors(headers: &mut HeaderMap, origin: &str) {

@@ -20,6 +20,7 @@ use axum::Router;
 
 pub use clients::{Client, Clients, Scope};
 pub use error::ApiError;
+pub use routes::{AdviceBody, InsertBody, RemoveBody};
 
 use crate::metrics::Metrics;
 use crate::session::Engine;

@@ -1,6 +1,6 @@
 //! The `/v1` handlers, `/metrics`, and the simulator's controls.
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -77,20 +77,23 @@ fn session_error(error: EngineError) -> ApiError {
     }
 }
 
-fn parse_session(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError::SESSION_UNKNOWN)
+/// The session id of the path. A segment that does not even decode (percent-encoded bytes
+/// that are not UTF-8) names no session either: our JSON error, not axum's plain-text one.
+fn parse_session(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
+    let Path(text) = path.map_err(|_| ApiError::SESSION_UNKNOWN)?;
+    Uuid::parse_str(&text).map_err(|_| ApiError::SESSION_UNKNOWN)
 }
 
 /// The card summary, with only what the client's scopes allow.
 pub async fn session(
     State(state): State<AppState>,
     Extension(Caller(client)): Extension<Caller>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require(&client, Scope::Advice)?;
     let session = state
         .engine
-        .session(parse_session(&id)?)
+        .session(parse_session(path)?)
         .map_err(session_error)?;
     let mut view = json!({
         "session": session.id,
@@ -146,12 +149,12 @@ pub struct AdviceBody {
 pub async fn advice(
     State(state): State<AppState>,
     Extension(Caller(client)): Extension<Caller>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     request: Result<Json<AdviceBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require(&client, Scope::Advice)?;
     let request = body(request)?;
-    let id = parse_session(&id)?;
+    let id = parse_session(path)?;
     let decided = state
         .engine
         .advise(id, &request.use_case)

@@ -36,6 +36,12 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# scripts/fuzz-smoke.sh runs the fuzz targets with cargo-fuzz.
+if [ "${1:-test}" = test ] && ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing: cargo-fuzz 0.13.2" >&2
+  cargo install cargo-fuzz --version 0.13.2 --locked
+fi
+
 # tests/packaging.rs builds the Debian package with this exact cargo-deb.
 if [ "${1:-test}" = test ] && ! cargo deb --version >/dev/null 2>&1; then
   echo "installing: cargo-deb 3.8.0" >&2

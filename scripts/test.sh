@@ -8,6 +8,10 @@ scripts/install-deps.sh test
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
+# The benches in their quick mode (no --bench): each still runs and checks its scenario.
+cargo test --locked --benches
+# Every fuzz target on its seeds and 20 000 more inputs (fuzz/README.md).
+scripts/fuzz-smoke.sh
 
 # The tests stop everything they start; prove it.
 leftover=$(pgrep -f 'pcscd --foreground -c /tmp/beid-pcscd-|beid-agent (simulate-card|serve)|chromedriver --port' || true)

@@ -140,7 +140,9 @@ async fn subscribe(
 
 /// Runs the scenario.
 pub async fn run(spec: LoadSpec) -> LoadReport {
-    let (base, engine) = start(&READERS, false, true).await;
+    // Cards are read at a real card's pace (the T=0 wire-time model): one after the other,
+    // as fast as citizens could possibly insert them.
+    let (base, engine) = start(&READERS, true, true).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(spec.subscribers + 64)
         .build()

@@ -16,6 +16,7 @@ async fn two_hundred_subscribers_and_500_requests_a_second_lose_nothing() {
         subscribers: 200,
         rate: 500,
         duration: Duration::from_secs(3),
+        upstream: Default::default(),
     })
     .await;
     println!(
@@ -30,6 +31,7 @@ async fn two_hundred_subscribers_and_500_requests_a_second_lose_nothing() {
         report.seen.len()
     );
     assert_eq!(report.failures, 0);
+    assert_eq!(report.false_noes(), 0, "{:?}", report.decisions);
     assert!(
         report.cycles >= 10,
         "cards were read under load: {}",
@@ -43,5 +45,34 @@ async fn two_hundred_subscribers_and_500_requests_a_second_lose_nothing() {
             .seen
             .iter()
             .find(|c| c.values().sum::<usize>() != report.expected_events)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_and_failing_upstream_costs_the_api_nothing_and_never_says_no() {
+    let report = load::run(load::LoadSpec {
+        subscribers: 50,
+        rate: 500,
+        duration: Duration::from_secs(3),
+        upstream: beid_agent::advice::SimulatedSettings {
+            latency: Duration::from_millis(400),
+            // Every question fails: deterministic, and the harshest case for "never a no".
+            failure_rate: 1.0,
+            fixture: None,
+        },
+    })
+    .await;
+    println!("{:?}", report.decisions);
+    assert_eq!(report.failures, 0);
+    assert_eq!(report.subscribers_with_losses(), 0);
+    assert_eq!(report.false_noes(), 0, "{:?}", report.decisions);
+    assert!(report.cycles >= 2, "{report:?}");
+    assert!(
+        report
+            .decisions
+            .keys()
+            .all(|(_, decision)| decision == "Unknown"),
+        "a failed question is unknown, for every card: {:?}",
+        report.decisions
     );
 }

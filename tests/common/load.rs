@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use beid_agent::advice::{self as rules, SimulatedSettings, UpstreamSettings};
 use beid_agent::api::{self, AppState, Client, Clients, Scope};
 use beid_agent::metrics::Metrics;
 use beid_agent::session::{Engine, EngineSettings, SimulatedReaders};
@@ -24,6 +25,8 @@ pub struct LoadSpec {
     pub subscribers: usize,
     pub rate: u32,
     pub duration: Duration,
+    /// The simulated rule service: its latency and failure rate.
+    pub upstream: SimulatedSettings,
 }
 
 #[derive(Debug)]
@@ -39,9 +42,21 @@ pub struct LoadReport {
     pub expected_events: usize,
     /// Per subscriber, the events it saw, by name.
     pub seen: Vec<BTreeMap<String, usize>>,
+    /// The advice each card got: (card, decision) → count.
+    pub decisions: BTreeMap<(String, String), usize>,
 }
 
 impl LoadReport {
+    /// "Not eligible" for a card the rule service calls eligible: what a failing upstream
+    /// must never cause.
+    pub fn false_noes(&self) -> usize {
+        self.decisions
+            .iter()
+            .filter(|((card, decision), _)| card == "gen-1.8-ec" && decision == "NotEligible")
+            .map(|(_, count)| count)
+            .sum()
+    }
+
     /// Subscribers that saw other than exactly the expected events.
     pub fn subscribers_with_losses(&self) -> usize {
         self.seen
@@ -66,9 +81,26 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// The agent in-process on a loopback port: simulated readers (with the T=0 wire-time
 /// model or not), advice asked at once or not, the `CLIENTS` POS clients.
 pub async fn start(readers: &[&str], wire_time: bool, auto_advice: bool) -> (String, Engine) {
+    start_with(
+        readers,
+        wire_time,
+        auto_advice,
+        SimulatedSettings::default(),
+    )
+    .await
+}
+
+/// [`start`] with this simulated rule service.
+pub async fn start_with(
+    readers: &[&str],
+    wire_time: bool,
+    auto_advice: bool,
+    upstream: SimulatedSettings,
+) -> (String, Engine) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let source = Arc::new(SimulatedReaders::new(readers, wire_time));
     let settings = EngineSettings {
+        advice: rules::build(&UpstreamSettings::Simulated(upstream)).unwrap(),
         auto_advice: if auto_advice {
             vec!["uitpas-kansentarief".into()]
         } else {
@@ -142,7 +174,7 @@ async fn subscribe(
 pub async fn run(spec: LoadSpec) -> LoadReport {
     // Cards are read at a real card's pace (the T=0 wire-time model): one after the other,
     // as fast as citizens could possibly insert them.
-    let (base, engine) = start(&READERS, true, true).await;
+    let (base, engine) = start_with(&READERS, true, true, spec.upstream.clone()).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(spec.subscribers + 64)
         .build()
@@ -175,6 +207,7 @@ pub async fn run(spec: LoadSpec) -> LoadReport {
             let mut events = engine.subscribe();
             let started = Instant::now();
             let mut cycles = 0;
+            let mut decisions = BTreeMap::<(String, String), usize>::new();
             while started.elapsed() < duration {
                 let reader = READERS[cycles % READERS.len()];
                 let card = if cycles % 2 == 0 {
@@ -183,12 +216,13 @@ pub async fn run(spec: LoadSpec) -> LoadReport {
                     "gen-1.7-rsa2048"
                 };
                 simulator.insert(Some(reader), card).unwrap();
-                loop {
+                let decision = loop {
                     let event = events.recv().await.unwrap();
                     if event.name == "advice" {
-                        break;
+                        break format!("{:?}", event.decision.unwrap());
                     }
-                }
+                };
+                *decisions.entry((card.to_owned(), decision)).or_default() += 1;
                 simulator.remove(Some(reader)).unwrap();
                 loop {
                     let event = events.recv().await.unwrap();
@@ -198,7 +232,7 @@ pub async fn run(spec: LoadSpec) -> LoadReport {
                 }
                 cycles += 1;
             }
-            cycles
+            (cycles, decisions)
         })
     };
 
@@ -234,7 +268,7 @@ pub async fn run(spec: LoadSpec) -> LoadReport {
     }
     latencies.sort();
 
-    let cycles = driver.await.unwrap();
+    let (cycles, decisions) = driver.await.unwrap();
     let expected_events = cycles * 4;
     target_tx.send_replace(expected_events);
     let mut seen = Vec::with_capacity(subscribers.len());
@@ -250,5 +284,6 @@ pub async fn run(spec: LoadSpec) -> LoadReport {
         cycles,
         expected_events,
         seen,
+        decisions,
     }
 }

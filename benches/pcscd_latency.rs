@@ -24,7 +24,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn next(
-    events: &mut tokio::sync::broadcast::Receiver<beid_agent::session::AgentEvent>,
+    events: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<beid_agent::session::AgentEvent>>,
     name: &str,
 ) {
     let wait = async {

@@ -745,7 +745,10 @@ fn through_pcscd_reads(
     results
 }
 
-async fn next(events: &mut tokio::sync::broadcast::Receiver<AgentEvent>, name: &str) -> AgentEvent {
+async fn next(
+    events: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<AgentEvent>>,
+    name: &str,
+) -> std::sync::Arc<AgentEvent> {
     let wait = async {
         loop {
             let event = events.recv().await.unwrap();

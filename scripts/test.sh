@@ -7,9 +7,10 @@ scripts/install-deps.sh test
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked
-# The benches in their quick mode (no --bench): each still runs and checks its scenario.
-cargo test --locked --benches
+# Every target, the benches included in their quick mode (no --bench): each still runs and
+# checks its scenario. One invocation, so the dependencies are built once.
+cargo test --locked --all-targets
+cargo test --locked --doc
 # Every fuzz target on its seeds and 20 000 more inputs (fuzz/README.md).
 scripts/fuzz-smoke.sh
 

@@ -84,10 +84,7 @@ pub async fn stream(
     let events = state.engine.subscribe();
     let stream = stream::unfold(events, |mut events| async move {
         let event = match events.recv().await {
-            Ok(event) => {
-                let data = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());
-                Event::default().event(event.name).data(data)
-            }
+            Ok(event) => Event::default().event(event.name).data(event.json()),
             // A slow subscriber missed events: say so rather than silently skip.
             Err(RecvError::Lagged(missed)) => Event::default().event("error").data(format!(
                 "{{\"code\":\"events_missed\",\"missed\":{missed}}}"

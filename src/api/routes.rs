@@ -217,9 +217,9 @@ pub struct RemoveBody {
 /// Waits (at most 2 s) until the engine announced `name`, so a simulator call answers once
 /// the agent itself has seen the card arrive or leave.
 async fn settled(
-    events: &mut tokio::sync::broadcast::Receiver<crate::session::AgentEvent>,
+    events: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<crate::session::AgentEvent>>,
     name: &str,
-) -> Option<crate::session::AgentEvent> {
+) -> Option<std::sync::Arc<crate::session::AgentEvent>> {
     let wait = async {
         while let Ok(event) = events.recv().await {
             if event.name == name {

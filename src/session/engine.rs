@@ -97,6 +97,9 @@ pub struct AgentEvent {
     pub decision: Option<crate::advice::Decision>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<&'static str>,
+    /// The JSON form, made on first use.
+    #[serde(skip)]
+    json: std::sync::OnceLock<String>,
 }
 
 impl AgentEvent {
@@ -109,7 +112,15 @@ impl AgentEvent {
             use_case: None,
             decision: None,
             code: None,
+            json: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The event's data as JSON (ids and states only), serialised once however many
+    /// streams send it.
+    pub fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| serde_json::to_string(self).unwrap_or_else(|_| "{}".into()))
     }
 }
 
@@ -212,7 +223,7 @@ struct Inner {
     settings: EngineSettings,
     source: Arc<dyn CardSource>,
     state: Mutex<State>,
-    events: broadcast::Sender<AgentEvent>,
+    events: broadcast::Sender<Arc<AgentEvent>>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -254,7 +265,9 @@ impl Engine {
         Ok(engine)
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<AgentEvent> {
+    /// Events as they happen. Shared, not copied, between subscribers: with hundreds of
+    /// event streams each event is built (and serialised, see [`AgentEvent::json`]) once.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AgentEvent>> {
         self.inner.events.subscribe()
     }
 
@@ -413,7 +426,7 @@ impl Engine {
     }
 
     fn emit(&self, event: AgentEvent) {
-        let _ = self.inner.events.send(event);
+        let _ = self.inner.events.send(Arc::new(event));
     }
 
     fn on_reader_event(&self, event: ReaderEvent) {

@@ -11,7 +11,7 @@ mod load;
 
 use std::time::{Duration, Instant};
 
-use load::{percentile, start, token, CLIENTS};
+use load::{percentile, readers_at_rate, start, token, CLIENTS};
 
 const READER: [&str; 1] = ["Simulated reader 1"];
 
@@ -27,36 +27,8 @@ async fn api_at_rate(rate: u32, seconds: u64) {
         .await
         .unwrap();
     assert_eq!(insert.status(), 200);
-    let total = rate as u64 * seconds;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
-    let started = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        tokio::time::sleep_until(started + interval * i as u32).await;
-        let http = http.clone();
-        let url = format!("{base}/v1/readers");
-        let token = token(i as usize % CLIENTS);
-        tasks.push(tokio::spawn(async move {
-            let sent = Instant::now();
-            let status = http
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .map(|r| r.status().as_u16());
-            (sent.elapsed(), status)
-        }));
-    }
-    let mut latencies = Vec::with_capacity(tasks.len());
-    let mut failures = 0;
-    for task in tasks {
-        let (latency, status) = task.await.unwrap();
-        if !matches!(status, Ok(200)) {
-            failures += 1;
-        }
-        latencies.push(latency);
-    }
-    latencies.sort();
+    let (latencies, failures) =
+        readers_at_rate(&http, &base, rate, Duration::from_secs(seconds)).await;
     println!(
         "api GET /v1/readers at {rate} req/s for {seconds} s: {} requests, {failures} not 200; p50 {:?}, p99 {:?}, max {:?}",
         latencies.len(),

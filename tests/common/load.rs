@@ -170,6 +170,43 @@ async fn subscribe(
     }
 }
 
+/// `GET /v1/readers` at `rate` requests a second for `duration`, spread over the `CLIENTS`
+/// tokens, each sent on time whatever the answers before it: the latencies (sorted) and how
+/// many were not 200.
+pub async fn readers_at_rate(
+    http: &reqwest::Client,
+    base: &str,
+    rate: u32,
+    duration: Duration,
+) -> (Vec<Duration>, usize) {
+    let total = (f64::from(rate) * duration.as_secs_f64()) as usize;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let started = tokio::time::Instant::now();
+    let mut requests = Vec::with_capacity(total);
+    for i in 0..total {
+        tokio::time::sleep_until(started + interval * i as u32).await;
+        let request = http
+            .get(format!("{base}/v1/readers"))
+            .bearer_auth(token(i % CLIENTS));
+        requests.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let status = request.send().await.map(|r| r.status().as_u16());
+            (sent.elapsed(), status)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(total);
+    let mut failures = 0;
+    for request in requests {
+        let (latency, status) = request.await.unwrap();
+        if !matches!(status, Ok(200)) {
+            failures += 1;
+        }
+        latencies.push(latency);
+    }
+    latencies.sort();
+    (latencies, failures)
+}
+
 /// Runs the scenario.
 pub async fn run(spec: LoadSpec) -> LoadReport {
     // Cards are read at a real card's pace (the T=0 wire-time model): one after the other,
@@ -236,37 +273,7 @@ pub async fn run(spec: LoadSpec) -> LoadReport {
         })
     };
 
-    // The API load, at a fixed rate.
-    let total = (f64::from(spec.rate) * spec.duration.as_secs_f64()) as usize;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(spec.rate));
-    let started = tokio::time::Instant::now();
-    let mut requests = Vec::with_capacity(total);
-    for i in 0..total {
-        tokio::time::sleep_until(started + interval * i as u32).await;
-        let http = http.clone();
-        let url = format!("{base}/v1/readers");
-        let token = token(i % CLIENTS);
-        requests.push(tokio::spawn(async move {
-            let sent = Instant::now();
-            let status = http
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .map(|r| r.status().as_u16());
-            (sent.elapsed(), status)
-        }));
-    }
-    let mut latencies = Vec::with_capacity(total);
-    let mut failures = 0;
-    for request in requests {
-        let (latency, status) = request.await.unwrap();
-        if !matches!(status, Ok(200)) {
-            failures += 1;
-        }
-        latencies.push(latency);
-    }
-    latencies.sort();
+    let (latencies, failures) = readers_at_rate(&http, &base, spec.rate, spec.duration).await;
 
     let (cycles, decisions) = driver.await.unwrap();
     let expected_events = cycles * 4;

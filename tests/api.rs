@@ -68,6 +68,15 @@ async fn start() -> Agent {
 }
 
 impl Agent {
+    /// A GET with no token.
+    async fn anonymous(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
     fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.http
             .get(format!("{}{path}", self.base))
@@ -137,12 +146,7 @@ fn no_store(headers: &HeaderMap) -> bool {
 async fn tokens_hosts_and_scopes_are_enforced() {
     let agent = start().await;
     let status = |r: reqwest::Response| r.status().as_u16();
-    let anonymous = agent
-        .http
-        .get(format!("{}/v1/status", agent.base))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = agent.anonymous("/v1/status").await;
     assert_eq!(anonymous.status(), 401);
     assert!(no_store(anonymous.headers()));
     let body: Value = anonymous.json().await.unwrap();
@@ -411,33 +415,17 @@ async fn events_come_in_order_through_a_single_use_ticket() {
 #[tokio::test]
 async fn health_metrics_and_openapi_need_only_the_host() {
     let agent = start().await;
-    let health = agent
-        .http
-        .get(format!("{}/healthz", agent.base))
-        .send()
-        .await
-        .unwrap();
+    let health = agent.anonymous("/healthz").await;
     assert_eq!(health.status(), 200);
     let _ = agent.get("/v1/status", "wrong-token").send().await.unwrap();
-    let metrics = agent
-        .http
-        .get(format!("{}/metrics", agent.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = agent.anonymous("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("beid_api_requests_total{route=\"/v1/status\",status=\"401\"} 1"),
         "{metrics}"
     );
     let openapi: Value = agent
-        .http
-        .get(format!("{}/v1/openapi.json", agent.base))
-        .send()
+        .anonymous("/v1/openapi.json")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -186,16 +186,17 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// The simulated readers' controls; not found unless the agent runs simulated.
+fn simulator(state: &AppState) -> Result<&crate::session::SimulatedReaders, ApiError> {
+    state.engine.source().simulator().ok_or(ApiError::NOT_FOUND)
+}
+
 pub async fn simulator_cards(
     State(state): State<AppState>,
     Extension(Caller(client)): Extension<Caller>,
 ) -> Result<Json<Value>, ApiError> {
     require(&client, Scope::Advice)?;
-    let simulator = state
-        .engine
-        .source()
-        .simulator()
-        .ok_or(ApiError::NOT_FOUND)?;
+    let simulator = simulator(&state)?;
     Ok(Json(json!(simulator.cards())))
 }
 
@@ -253,11 +254,7 @@ pub async fn simulator_insert(
 ) -> Result<Json<Value>, ApiError> {
     require(&client, Scope::Advice)?;
     let request = body(request)?;
-    let simulator = state
-        .engine
-        .source()
-        .simulator()
-        .ok_or(ApiError::NOT_FOUND)?;
+    let simulator = simulator(&state)?;
     let reader = reader_name(&state, request.reader.as_deref())?;
     let mut events = state.engine.subscribe();
     simulator
@@ -278,11 +275,7 @@ pub async fn simulator_remove(
 ) -> Result<StatusCode, ApiError> {
     require(&client, Scope::Advice)?;
     let request = body(request)?;
-    let simulator = state
-        .engine
-        .source()
-        .simulator()
-        .ok_or(ApiError::NOT_FOUND)?;
+    let simulator = simulator(&state)?;
     // Without a named reader the simulator takes its first one, as the engine lists them.
     let readers = state.engine.readers();
     let target = match reader_name(&state, request.reader.as_deref())? {

@@ -71,7 +71,7 @@ fn after_visits(agent: &SimulatedServe) -> u64 {
         .unwrap();
     runtime.block_on(async {
         let http = reqwest::Client::new();
-        let mut pace = tokio::time::interval(Duration::from_millis(21));
+        let mut pace = simulated::pace();
         for round in 0..20 {
             let card = if round % 2 == 0 {
                 "gen-1.8-ec"

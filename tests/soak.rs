@@ -10,8 +10,6 @@
 #[path = "common/simulated.rs"]
 mod simulated;
 
-use std::time::Duration;
-
 use simulated::SimulatedServe;
 
 const CYCLES: usize = 1000;
@@ -23,8 +21,7 @@ async fn a_thousand_cards_later_memory_is_flat_and_every_card_got_its_advice() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let agent = SimulatedServe::start();
     let http = reqwest::Client::new();
-    // Three requests a visit, under the client's 50 requests a second (bursts of 100).
-    let mut pace = tokio::time::interval(Duration::from_millis(21));
+    let mut pace = simulated::pace();
 
     let mut rss = Vec::new();
     let mut decisions = std::collections::BTreeMap::<String, usize>::new();

@@ -12,6 +12,15 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 
 use serde_json::{json, Value};
 
+/// Paces requests under the API's per-client limit (50 a second, bursts of 100): one every
+/// 21 ms, and after a stall (a slow answer, a busy machine) it carries on at that pace
+/// rather than sending the missed requests at once.
+pub fn pace() -> tokio::time::Interval {
+    let mut pace = tokio::time::interval(std::time::Duration::from_millis(21));
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    pace
+}
+
 /// A running `serve --simulate` on a free loopback port; killed on drop.
 pub struct SimulatedServe {
     child: Child,
@@ -24,8 +33,7 @@ pub struct SimulatedServe {
 
 impl Drop for SimulatedServe {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -76,6 +84,12 @@ impl SimulatedServe {
             state,
             _stdout: stdout,
         }
+    }
+
+    /// Stops the agent; its state directory stays until this is dropped.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn pid(&self) -> u32 {

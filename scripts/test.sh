@@ -6,11 +6,11 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
 
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 # Every target, the benches included in their quick mode (no --bench): each still runs and
 # checks its scenario. One invocation, so the dependencies are built once.
-cargo test --locked --all-targets
-cargo test --locked --doc
+cargo test --locked --workspace --all-targets
+cargo test --locked --workspace --doc
 # Every fuzz target on its seeds and 20 000 more inputs (fuzz/README.md).
 scripts/fuzz-smoke.sh
 

@@ -3,7 +3,7 @@
 
 pub mod advice;
 pub mod api;
-pub mod audit;
+pub use beid_core::audit;
 pub mod beid;
 pub mod cli;
 pub mod config;

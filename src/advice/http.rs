@@ -28,11 +28,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use beid_core::contract::{AnswerDecision, Basis, EligibilityCheck};
 use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 use rustls::pki_types::pem::{Error as PemError, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use time::{Date, OffsetDateTime};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -41,7 +42,7 @@ use uuid::Uuid;
 
 use super::circuit::{CircuitBreaker, CircuitSettings};
 use super::error::AdviceError;
-use super::model::{Advice, AdviceRequest, Channel, Reason};
+use super::model::{Advice, AdviceRequest, Reason};
 use super::{random_fraction, AdviceFuture, AdviceService, ServiceKind, ServiceStatus};
 
 /// The path of the contract's one operation, relative to the base URL.
@@ -193,12 +194,12 @@ impl HttpAdviceService {
         request: &AdviceRequest<'_>,
         deadline: Instant,
     ) -> Result<Advice, Failure> {
-        let body = serde_json::to_vec(&UpstreamRequest {
+        let body = serde_json::to_vec(&EligibilityCheck {
             request_id,
-            use_case: request.use_case.rule(),
-            national_number: request.national_number.expose(),
+            use_case: request.use_case.rule().to_owned(),
+            national_number: request.national_number.clone(),
             channel: request.channel,
-            device_id: request.device_id,
+            device_id: request.device_id.to_owned(),
         })
         .map_err(|error| Failure::new(Reason::UpstreamError).detail(&error))?;
         let mut attempt = 0_u32;
@@ -299,18 +300,10 @@ impl AdviceService for HttpAdviceService {
     }
 }
 
-/// The request body. No `Debug`: it holds the national number.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct UpstreamRequest<'a> {
-    request_id: Uuid,
-    use_case: &'a str,
-    national_number: &'a str,
-    channel: Channel,
-    device_id: &'a str,
-}
-
-/// The answer body. Unknown fields are ignored (the upstream may add some).
+/// A lenient reading of [`beid_core::contract::EligibilityAnswer`]: the same fields, taken
+/// as text first so that each way an answer can be wrong gets its own reason (a foreign
+/// `requestId` is a mismatch, an unheard-of `decision` is not a mere malformation), and
+/// `validUntil` may also be a date-time. Unknown fields are ignored.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct UpstreamAnswer {
@@ -320,6 +313,8 @@ struct UpstreamAnswer {
     reason_code: Option<String>,
     #[serde(default)]
     valid_until: Option<String>,
+    #[serde(default)]
+    basis: Option<Basis>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -486,11 +481,8 @@ fn parse_answer(body: &[u8], request_id: Uuid) -> Result<Advice, Failure> {
     if Uuid::parse_str(&answer.request_id).ok() != Some(request_id) {
         return Err(Failure::new(Reason::UpstreamMismatch));
     }
-    let eligible = match answer.decision.as_str() {
-        "eligible" => true,
-        "not_eligible" => false,
-        _ => return Err(Failure::new(Reason::UpstreamUnknownDecision)),
-    };
+    let decision = serde_json::from_value::<AnswerDecision>(answer.decision.into())
+        .map_err(|_| Failure::new(Reason::UpstreamUnknownDecision))?;
     let valid_until = match answer.valid_until.as_deref() {
         None => None,
         Some(text) => Some(parse_valid_until(text).ok_or_else(|| Failure {
@@ -499,9 +491,10 @@ fn parse_answer(body: &[u8], request_id: Uuid) -> Result<Advice, Failure> {
         })?),
     };
     Ok(Advice::answered(
-        eligible,
+        decision,
         answer.reason_code,
         valid_until,
+        answer.basis,
         Duration::ZERO,
     ))
 }

@@ -25,7 +25,7 @@ pub use catalogue::{Catalogue, Labels, Language, UseCase};
 pub use circuit::{CircuitSettings, CircuitState};
 pub use error::AdviceError;
 pub use http::{HttpAdviceService, HttpSettings};
-pub use model::{Advice, AdviceRequest, Channel, Decision, Reason};
+pub use model::{Advice, AdviceRequest, AnswerDecision, Basis, Channel, Decision, Reason};
 pub use simulated::{Fixture, SimulatedAdviceService, SimulatedSettings, EMBEDDED_FIXTURE};
 
 // For `config check`: the same readers the service uses, so the same files pass or fail.

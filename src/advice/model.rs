@@ -143,31 +143,7 @@ impl fmt::Display for Reason {
     }
 }
 
-/// Where the citizen stands: at a counter with a clerk, or alone at a kiosk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    /// A counter PC operated by a clerk.
-    Counter,
-    /// A self-service kiosk.
-    Kiosk,
-}
-
-impl Channel {
-    /// The contract's value: `counter` or `kiosk`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Counter => "counter",
-            Self::Kiosk => "kiosk",
-        }
-    }
-}
-
-impl fmt::Display for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use beid_core::contract::{AnswerDecision, Basis, Channel};
 
 /// One question to an [`AdviceService`](super::AdviceService). Its `Debug` masks the national
 /// number (through [`NationalNumber`]'s own `Debug`).
@@ -201,6 +177,8 @@ pub struct Advice {
     valid_until: Option<Date>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    basis: Option<Basis>,
     #[serde(rename = "latencyMs", serialize_with = "serialize_millis")]
     latency: Duration,
 }
@@ -214,26 +192,28 @@ impl Advice {
             reason: Some(reason),
             valid_until: None,
             reason_code: None,
+            basis: None,
             latency,
         }
     }
 
     /// A decision as answered by the upstream (or the simulated upstream).
     pub(super) fn answered(
-        eligible: bool,
+        decision: AnswerDecision,
         reason_code: Option<String>,
         valid_until: Option<Date>,
+        basis: Option<Basis>,
         latency: Duration,
     ) -> Self {
         Self {
-            decision: if eligible {
-                Decision::Eligible
-            } else {
-                Decision::NotEligible
+            decision: match decision {
+                AnswerDecision::Eligible => Decision::Eligible,
+                AnswerDecision::NotEligible => Decision::NotEligible,
             },
             reason: None,
             valid_until,
             reason_code,
+            basis,
             latency,
         }
     }
@@ -263,6 +243,11 @@ impl Advice {
     /// for the clerk at most, never for the kiosk.
     pub fn reason_code(&self) -> Option<&str> {
         self.reason_code.as_deref()
+    }
+
+    /// What the upstream says its decision rests on, if it said so.
+    pub fn basis(&self) -> Option<Basis> {
+        self.basis
     }
 
     /// How long the whole question took, retries included.
@@ -320,12 +305,18 @@ mod tests {
     #[test]
     fn answered_advice_serializes_its_date() {
         let date = Date::from_calendar_date(2026, time::Month::December, 31).unwrap();
-        let advice = Advice::answered(false, Some("R7".into()), Some(date), Duration::ZERO);
+        let advice = Advice::answered(
+            AnswerDecision::NotEligible,
+            Some("R7".into()),
+            Some(date),
+            Some(Basis::EntitlementRule),
+            Duration::ZERO,
+        );
         assert_eq!(advice.decision(), Decision::NotEligible);
         assert_eq!(
             serde_json::to_value(&advice).unwrap(),
             serde_json::json!({"decision": "not_eligible", "validUntil": "2026-12-31",
-                               "reasonCode": "R7", "latencyMs": 0})
+                               "reasonCode": "R7", "basis": "entitlement_rule", "latencyMs": 0})
         );
     }
 }

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use super::circuit::CircuitState;
 use super::error::AdviceError;
-use super::model::{Advice, AdviceRequest, Reason};
+use super::model::{Advice, AdviceRequest, AnswerDecision, Reason};
 use super::{random_fraction, AdviceFuture, AdviceService, ServiceKind, ServiceStatus};
 
 /// The fixture compiled into the agent, used when none is configured.
@@ -233,8 +233,20 @@ impl SimulatedAdviceService {
             self.fixture.outcome(&request)
         };
         let advice = match outcome {
-            Outcome::Eligible => Advice::answered(true, None, None, started.elapsed()),
-            Outcome::NotEligible => Advice::answered(false, None, None, started.elapsed()),
+            Outcome::Eligible => Advice::answered(
+                AnswerDecision::Eligible,
+                None,
+                None,
+                None,
+                started.elapsed(),
+            ),
+            Outcome::NotEligible => Advice::answered(
+                AnswerDecision::NotEligible,
+                None,
+                None,
+                None,
+                started.elapsed(),
+            ),
             Outcome::Unknown(reason) => Advice::unknown(reason, started.elapsed()),
         };
         tracing::debug!(

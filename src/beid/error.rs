@@ -1,8 +1,8 @@
 use super::files::CardFile;
-use super::national_number::NationalNumberError;
 use super::status::StatusWord;
 use super::tlv::TlvError;
 use crate::reader::ReaderError;
+use beid_core::national_number::NationalNumberError;
 
 /// Why reading a Belgian eID failed. Never carries card data, only what went wrong.
 #[derive(Debug, thiserror::Error)]

@@ -9,8 +9,8 @@ use time::Date;
 
 use super::dates::{parse_card_date, BirthDate};
 use super::error::CardError;
-use super::national_number::NationalNumber;
 use super::tlv;
+use beid_core::national_number::NationalNumber;
 
 /// Gender, tag 0x0D: M; F, V or W for female.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -199,7 +199,7 @@ impl fmt::Debug for Address {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::beid::national_number::Checksum;
+    use crate::beid::Checksum;
     use time::macros::date;
 
     fn fixture(path: &str) -> Vec<u8> {

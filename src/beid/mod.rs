@@ -12,16 +12,16 @@ mod dates;
 mod error;
 mod files;
 mod identity;
-mod national_number;
+
 mod status;
 pub mod tlv;
 
 pub use apdu::{Apdu, Response, BELPIC_APPLET_AID};
+pub use beid_core::national_number::{Checksum, NationalNumber, NationalNumberError};
 pub use card::{BeidCard, IdentityFiles, MAX_FILE_LEN};
 pub use card_data::{AppletVersion, AtrHint, CardData, LifeCycle};
 pub use dates::{parse_card_date, BirthDate};
 pub use error::CardError;
 pub use files::{der_length, CardFile, Df, Extent};
 pub use identity::{Address, Gender, Identity, SpecialStatus};
-pub use national_number::{Checksum, NationalNumber, NationalNumberError};
 pub use status::StatusWord;

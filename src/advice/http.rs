@@ -42,7 +42,7 @@ use uuid::Uuid;
 
 use super::circuit::{CircuitBreaker, CircuitSettings};
 use super::error::AdviceError;
-use super::model::{Advice, AdviceRequest, Reason};
+use super::model::{Advice, AdviceRequest, Answered, Reason};
 use super::{random_fraction, AdviceFuture, AdviceService, ServiceKind, ServiceStatus};
 
 /// The path of the contract's one operation, relative to the base URL.
@@ -315,7 +315,14 @@ struct UpstreamAnswer {
     valid_until: Option<String>,
     #[serde(default)]
     basis: Option<Basis>,
+    #[serde(default)]
+    clerk_message: Option<String>,
 }
+
+/// The longest `reasonCode` kept (a code, not prose).
+const MAX_REASON_CODE_CHARS: usize = 64;
+/// The longest clerk message kept.
+const MAX_CLERK_MESSAGE_CHARS: usize = 300;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Retry {
@@ -490,11 +497,20 @@ fn parse_answer(body: &[u8], request_id: Uuid) -> Result<Advice, Failure> {
             ..Failure::new(Reason::UpstreamMalformed)
         })?),
     };
+    // Upstream text is untrusted: capped, stripped of control characters and of anything
+    // shaped like a national number before anything logs, prints or serves it.
+    let clean = |text: Option<String>, max| {
+        text.map(|t| beid_core::text::untrusted(&t, max))
+            .filter(|t| !t.is_empty())
+    };
     Ok(Advice::answered(
-        decision,
-        answer.reason_code,
-        valid_until,
-        answer.basis,
+        Answered {
+            decision,
+            reason_code: clean(answer.reason_code, MAX_REASON_CODE_CHARS),
+            valid_until,
+            basis: answer.basis,
+            clerk_message: clean(answer.clerk_message, MAX_CLERK_MESSAGE_CHARS),
+        },
         Duration::ZERO,
     ))
 }
@@ -747,6 +763,34 @@ mod tests {
         assert_eq!(
             reason(r#"{"requestId":"x","decision":"eligible"}"#.into()),
             Reason::UpstreamMismatch
+        );
+    }
+
+    #[test]
+    fn an_undecided_answer_is_unknown_with_the_upstreams_reason_for_the_clerk() {
+        let id = Uuid::new_v4();
+        let body = format!(
+            r#"{{"requestId":"{id}","decision":"unknown","reasonCode":"card_blocked","clerkMessage":"Kaart geblokkeerd","basis":"registered_status"}}"#
+        );
+        let advice = parse_answer(body.as_bytes(), id).unwrap();
+        assert_eq!(advice.decision(), Decision::Unknown);
+        assert_eq!(advice.reason(), Some(Reason::UpstreamUndecided));
+        assert_eq!(advice.reason_code(), Some("card_blocked"));
+        assert_eq!(advice.clerk_message(), Some("Kaart geblokkeerd"));
+    }
+
+    #[test]
+    fn upstream_texts_are_capped_and_never_carry_a_national_number() {
+        let id = Uuid::new_v4();
+        let long = "x".repeat(500);
+        let body = format!(
+            r#"{{"requestId":"{id}","decision":"not_eligible","reasonCode":"NN 85.61.30-033.18\u001b[31m","clerkMessage":"{long}"}}"#
+        );
+        let advice = parse_answer(body.as_bytes(), id).unwrap();
+        assert_eq!(advice.reason_code(), Some("NN [redacted][31m"));
+        assert_eq!(
+            advice.clerk_message().map(|m| m.chars().count()),
+            Some(MAX_CLERK_MESSAGE_CHARS + 1)
         );
     }
 

@@ -70,6 +70,9 @@ pub enum Reason {
     UpstreamMalformed,
     /// The body's `decision` is not one of the contract's values.
     UpstreamUnknownDecision,
+    /// The upstream answered `unknown`: it could not decide (a source down, a blocked card);
+    /// its `reasonCode` and message say why, for the clerk.
+    UpstreamUndecided,
     /// The body's `requestId` is not the one we sent.
     UpstreamMismatch,
     /// The body is larger than the configured limit.
@@ -100,6 +103,7 @@ impl Reason {
             Self::UpstreamStatus(_) => "upstream_status",
             Self::UpstreamMalformed => "upstream_malformed",
             Self::UpstreamUnknownDecision => "upstream_unknown_decision",
+            Self::UpstreamUndecided => "upstream_undecided",
             Self::UpstreamMismatch => "upstream_mismatch",
             Self::UpstreamTooLarge => "upstream_too_large",
             Self::UpstreamError => "upstream_error",
@@ -113,7 +117,7 @@ impl Reason {
 
     /// The unit reason with this code (all but [`Reason::UpstreamStatus`]).
     pub fn from_code(code: &str) -> Option<Self> {
-        const UNIT: [Reason; 15] = [
+        const UNIT: [Reason; 16] = [
             Reason::UpstreamUnavailable,
             Reason::UpstreamTimeout,
             Reason::UpstreamBodyTimeout,
@@ -121,6 +125,7 @@ impl Reason {
             Reason::UpstreamTlsRejected,
             Reason::UpstreamMalformed,
             Reason::UpstreamUnknownDecision,
+            Reason::UpstreamUndecided,
             Reason::UpstreamMismatch,
             Reason::UpstreamTooLarge,
             Reason::UpstreamError,
@@ -179,6 +184,8 @@ pub struct Advice {
     reason_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     basis: Option<Basis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clerk_message: Option<String>,
     #[serde(rename = "latencyMs", serialize_with = "serialize_millis")]
     latency: Duration,
 }
@@ -193,27 +200,27 @@ impl Advice {
             valid_until: None,
             reason_code: None,
             basis: None,
+            clerk_message: None,
             latency,
         }
     }
 
-    /// A decision as answered by the upstream (or the simulated upstream).
-    pub(super) fn answered(
-        decision: AnswerDecision,
-        reason_code: Option<String>,
-        valid_until: Option<Date>,
-        basis: Option<Basis>,
-        latency: Duration,
-    ) -> Self {
+    /// A decision as answered by the upstream (or the simulated upstream). The upstream's
+    /// texts are untrusted: they arrive here already capped and redacted
+    /// ([`beid_core::text::untrusted`]).
+    pub(super) fn answered(answer: Answered, latency: Duration) -> Self {
+        let (decision, reason) = match answer.decision {
+            AnswerDecision::Eligible => (Decision::Eligible, None),
+            AnswerDecision::NotEligible => (Decision::NotEligible, None),
+            AnswerDecision::Unknown => (Decision::Unknown, Some(Reason::UpstreamUndecided)),
+        };
         Self {
-            decision: match decision {
-                AnswerDecision::Eligible => Decision::Eligible,
-                AnswerDecision::NotEligible => Decision::NotEligible,
-            },
-            reason: None,
-            valid_until,
-            reason_code,
-            basis,
+            decision,
+            reason,
+            valid_until: answer.valid_until,
+            reason_code: answer.reason_code,
+            basis: answer.basis,
+            clerk_message: answer.clerk_message,
             latency,
         }
     }
@@ -250,10 +257,25 @@ impl Advice {
         self.basis
     }
 
+    /// The source's sentence for the clerk, if any (never for the kiosk).
+    pub fn clerk_message(&self) -> Option<&str> {
+        self.clerk_message.as_deref()
+    }
+
     /// How long the whole question took, retries included.
     pub fn latency(&self) -> Duration {
         self.latency
     }
+}
+
+/// What an upstream answered, its texts already made safe.
+#[derive(Debug, Clone)]
+pub(super) struct Answered {
+    pub decision: AnswerDecision,
+    pub reason_code: Option<String>,
+    pub valid_until: Option<Date>,
+    pub basis: Option<Basis>,
+    pub clerk_message: Option<String>,
 }
 
 fn serialize_date<S: Serializer>(date: &Option<Date>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -306,10 +328,13 @@ mod tests {
     fn answered_advice_serializes_its_date() {
         let date = Date::from_calendar_date(2026, time::Month::December, 31).unwrap();
         let advice = Advice::answered(
-            AnswerDecision::NotEligible,
-            Some("R7".into()),
-            Some(date),
-            Some(Basis::EntitlementRule),
+            Answered {
+                decision: AnswerDecision::NotEligible,
+                reason_code: Some("R7".into()),
+                valid_until: Some(date),
+                basis: Some(Basis::EntitlementRule),
+                clerk_message: None,
+            },
             Duration::ZERO,
         );
         assert_eq!(advice.decision(), Decision::NotEligible);

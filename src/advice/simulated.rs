@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use super::circuit::CircuitState;
 use super::error::AdviceError;
-use super::model::{Advice, AdviceRequest, AnswerDecision, Reason};
+use super::model::{Advice, AdviceRequest, AnswerDecision, Answered, Reason};
 use super::{random_fraction, AdviceFuture, AdviceService, ServiceKind, ServiceStatus};
 
 /// The fixture compiled into the agent, used when none is configured.
@@ -232,21 +232,21 @@ impl SimulatedAdviceService {
         } else {
             self.fixture.outcome(&request)
         };
+        let decided = |decision| {
+            Advice::answered(
+                Answered {
+                    decision,
+                    reason_code: None,
+                    valid_until: None,
+                    basis: None,
+                    clerk_message: None,
+                },
+                started.elapsed(),
+            )
+        };
         let advice = match outcome {
-            Outcome::Eligible => Advice::answered(
-                AnswerDecision::Eligible,
-                None,
-                None,
-                None,
-                started.elapsed(),
-            ),
-            Outcome::NotEligible => Advice::answered(
-                AnswerDecision::NotEligible,
-                None,
-                None,
-                None,
-                started.elapsed(),
-            ),
+            Outcome::Eligible => decided(AnswerDecision::Eligible),
+            Outcome::NotEligible => decided(AnswerDecision::NotEligible),
             Outcome::Unknown(reason) => Advice::unknown(reason, started.elapsed()),
         };
         tracing::debug!(

@@ -76,13 +76,16 @@ fn parse_national_number<'de, D: Deserializer<'de>>(
     NationalNumber::parse(text.as_bytes()).map_err(serde::de::Error::custom)
 }
 
-/// The rule service's decision: the only two values that are a decision. Anything else is
-/// `unknown` at the agent, never a "no".
+/// The rule service's decision. `eligible` and `not_eligible` are decisions; `unknown` says
+/// the service could not decide (a source down, a blocked card) and why, in `reasonCode`,
+/// without counting as a failure of the service itself. Any other value is `unknown` at the
+/// agent too: never a "no".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnswerDecision {
     Eligible,
     NotEligible,
+    Unknown,
 }
 
 /// What a decision rests on, so the clerk can weigh it: a registry's status is not a
@@ -131,6 +134,11 @@ pub struct EligibilityAnswer {
     /// What the decision rests on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basis: Option<Basis>,
+    /// A sentence for the clerk from the source (e.g. UiTPAS's `endUserMessage`), in the
+    /// source's language. Untrusted text: capped and redacted before it is shown; never
+    /// shown on a kiosk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clerk_message: Option<String>,
 }
 
 /// The clerk's final decision on a use case.

@@ -6,3 +6,4 @@
 pub mod audit;
 pub mod contract;
 pub mod national_number;
+pub mod text;

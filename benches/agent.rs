@@ -16,7 +16,7 @@ use load::{percentile, readers_at_rate, start, token, CLIENTS};
 const READER: [&str; 1] = ["Simulated reader 1"];
 
 async fn api_at_rate(rate: u32, seconds: u64) {
-    let (base, _engine) = start(&READER, false, false).await;
+    let (base, _engine, _simulator) = start(&READER, false, false).await;
     let http = reqwest::Client::new();
     // A card in the reader, so /v1/readers has a session to report.
     let insert = http
@@ -39,7 +39,7 @@ async fn api_at_rate(rate: u32, seconds: u64) {
 }
 
 async fn insertion_to_advice(wire_time: bool, rounds: usize) {
-    let (base, engine) = start(&READER, wire_time, true).await;
+    let (base, engine, _simulator) = start(&READER, wire_time, true).await;
     let http = reqwest::Client::new();
     let mut events = engine.subscribe();
     let mut latencies = Vec::with_capacity(rounds);

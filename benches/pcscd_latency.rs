@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use beid_agent::metrics::Metrics;
-use beid_agent::session::{Engine, EngineSettings, PcscReaders};
+use beid_agent::reader::PcscBackend;
+use beid_agent::session::{Engine, EngineSettings};
 use common::Pcscd;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -56,7 +57,7 @@ fn main() {
             auto_advice: vec!["uitpas-kansentarief".into()],
             ..EngineSettings::simulated(None).unwrap()
         };
-        let engine = Engine::start(Arc::new(PcscReaders::default()), settings, Arc::new(Metrics::default())).unwrap();
+        let engine = Engine::start(Arc::new(PcscBackend::default()), settings, Arc::new(Metrics::default())).unwrap();
         let mut events = engine.subscribe();
         for wire_time in [false, true] {
             let extra: &[&str] = if wire_time { &["--wire-time"] } else { &[] };

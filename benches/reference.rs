@@ -14,8 +14,8 @@
 //!   (`trust::verify_card`: RRN certificate to a TEST root, signature, national number check).
 //! - through pcscd (`simulate-card --wire-time` served to vpcd): from SCardEstablishContext +
 //!   SCardConnect on a card pcscd already reports present to the verified national number.
-//!   Agent: `session::run_on_card` (its own thread and context, one transaction; exactly
-//!   what `PcscReaders` does for the engine). Reference: `PcscSession::connect`, 200 ms,
+//!   Agent: `session::on_card` over the pcscd backend (its own thread and context, one
+//!   transaction; exactly what the engine does). Reference: `PcscContext::connect`, 200 ms,
 //!   its sequence in one transaction, disconnect, the same trust check; then the same
 //!   `session::decide` call to the same simulated rule service (→ advice).
 //! - insertion → advice, agent: the engine on real pcscd, `card-inserted` event → `advice`
@@ -37,11 +37,11 @@ use std::time::{Duration, Instant};
 use beid_agent::advice::Decision;
 use beid_agent::beid::{BeidCard, Identity};
 use beid_agent::metrics::Metrics;
-use beid_agent::reader::pcsc::PcscSession;
-use beid_agent::reader::{CardTransport, IoStats, ReaderError};
+use beid_agent::reader::pcsc::PcscContext;
+use beid_agent::reader::{CardTransport, IoStats, PcscBackend, ReaderError};
 use beid_agent::session::{
-    decide, read_and_verify, run_on_card, AgentEvent, CardPolicy, CardRead, Engine, EngineSettings,
-    PcscReaders, Question, Verifier,
+    decide, on_card, read_and_verify, AgentEvent, CardPolicy, CardRead, Engine, EngineSettings,
+    Question, Verifier,
 };
 use beid_agent::sim::{CardDump, SimCard, SimTransport, WireTime};
 use beid_agent::trust::{verify_card, CardFiles, TrustStore};
@@ -632,7 +632,7 @@ fn reference_pcscd(
     runtime: &tokio::runtime::Runtime,
 ) -> (Sample, Duration, Decision) {
     let started = Instant::now();
-    let session = PcscSession::establish().unwrap();
+    let session = PcscContext::establish().unwrap();
     let mut card = session.connect(READER).unwrap();
     let connect = mw::connect_delay();
     let (files, stats, slept) = card
@@ -671,11 +671,12 @@ fn reference_pcscd(
     )
 }
 
-/// The agent through pcscd, as the engine reads: `run_on_card` + `read_and_verify`.
+/// The agent through pcscd, as the engine reads: `on_card` + `read_and_verify`.
 fn agent_pcscd(verifier: &Arc<Verifier>, rrn_key: &str) -> Sample {
     let started = Instant::now();
     let worker = verifier.clone();
-    let job = run_on_card(READER, Duration::from_secs(15), move |card| {
+    let backend: Arc<dyn beid_agent::reader::CardBackend> = Arc::new(PcscBackend::default());
+    let job = on_card(&backend, READER, Duration::from_secs(15), move |card| {
         read_and_verify(card, &worker, false)
     })
     .unwrap();
@@ -704,7 +705,7 @@ fn through_pcscd_reads(
     let mut results = Vec::new();
     for card in CARDS {
         let inserted = pcscd.insert_with(card, 0, &["--wire-time"]);
-        let statuses = PcscSession::establish()
+        let statuses = PcscContext::establish()
             .unwrap()
             .wait_for_card(Some(READER), Duration::from_secs(10))
             .unwrap();
@@ -774,7 +775,7 @@ async fn engine_insertions(
         ..EngineSettings::simulated(None).unwrap()
     };
     let engine = Engine::start(
-        Arc::new(PcscReaders::default()),
+        Arc::new(PcscBackend::default()),
         settings,
         Arc::new(Metrics::default()),
     )

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use beid_agent::api::{self, AppState, Client, Clients, Scope};
 use beid_agent::metrics::Metrics;
-use beid_agent::session::{Engine, EngineSettings, SimulatedReaders};
+use beid_agent::session::{Engine, EngineSettings};
+use beid_agent::sim::SimulatedReaders;
 use reqwest::header::{HeaderMap, ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL};
 use serde_json::{json, Value};
 
@@ -35,7 +36,7 @@ async fn start() -> Agent {
         ..EngineSettings::simulated(None).unwrap()
     };
     let metrics = Arc::new(Metrics::default());
-    let engine = Engine::start(source, settings, metrics.clone()).unwrap();
+    let engine = Engine::start(source.clone(), settings, metrics.clone()).unwrap();
     let clients = Clients::new(vec![
         Client::new(
             "pos",
@@ -59,7 +60,7 @@ async fn start() -> Agent {
     ]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let state = AppState::new(engine, clients, metrics, port);
+    let state = AppState::new(engine, clients, metrics, port).with_simulator(Some(source));
     tokio::spawn(api::serve(listener, state, std::future::pending()));
     Agent {
         base: format!("http://127.0.0.1:{port}"),

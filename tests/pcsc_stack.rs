@@ -96,7 +96,8 @@ fn a_removal_at_every_apdu_index_is_reported_and_the_next_read_works() {
             stderr(&output)
         );
         assert!(
-            stderr(&output).contains("the card was removed during the read"),
+            stderr(&output)
+                .contains("the card was removed: leave the card in the reader until the read ends"),
             "index {index}: {}",
             stderr(&output)
         );

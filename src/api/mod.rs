@@ -24,6 +24,7 @@ pub use routes::{AdviceBody, InsertBody, RemoveBody};
 
 use crate::metrics::Metrics;
 use crate::session::Engine;
+use crate::sim::SimulatedReaders;
 
 /// Everything the handlers share.
 #[derive(Clone)]
@@ -31,6 +32,8 @@ pub struct AppState {
     pub engine: Engine,
     pub clients: Arc<Clients>,
     pub metrics: Arc<Metrics>,
+    /// The simulated readers' controls (`/v1/simulator/*`), in simulation only.
+    pub simulator: Option<Arc<SimulatedReaders>>,
     tickets: Arc<events::Tickets>,
     /// The Host values that name this agent ("127.0.0.1:8099", "localhost:8099", ...).
     hosts: Arc<Vec<String>>,
@@ -47,9 +50,16 @@ impl AppState {
             engine,
             clients: Arc::new(clients),
             metrics,
+            simulator: None,
             tickets: Arc::new(events::Tickets::default()),
             hosts: Arc::new(hosts),
         }
+    }
+
+    /// Serves the simulated readers' controls too.
+    pub fn with_simulator(mut self, simulator: Option<Arc<SimulatedReaders>>) -> Self {
+        self.simulator = simulator;
+        self
     }
 }
 
@@ -62,7 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{session}/advice", post(routes::advice))
         .route("/v1/events/ticket", post(events::ticket))
         .route("/v1/events", get(events::stream));
-    if state.engine.source().simulator().is_some() {
+    if state.simulator.is_some() {
         v1 = v1
             .route("/v1/simulator/cards", get(routes::simulator_cards))
             .route("/v1/simulator/insert", post(routes::simulator_insert))

@@ -56,7 +56,7 @@ pub async fn status(
         "upstream": {"kind": upstream.kind, "circuit": upstream.circuit},
         "useCases": use_cases,
         "channel": settings.channel,
-        "simulator": engine.source().simulator().is_some(),
+        "simulator": state.simulator.is_some(),
     })))
 }
 
@@ -187,8 +187,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// The simulated readers' controls; not found unless the agent runs simulated.
-fn simulator(state: &AppState) -> Result<&crate::session::SimulatedReaders, ApiError> {
-    state.engine.source().simulator().ok_or(ApiError::NOT_FOUND)
+fn simulator(state: &AppState) -> Result<&crate::sim::SimulatedReaders, ApiError> {
+    state.simulator.as_deref().ok_or(ApiError::NOT_FOUND)
 }
 
 pub async fn simulator_cards(

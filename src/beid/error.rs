@@ -1,7 +1,7 @@
 use super::files::CardFile;
 use super::status::StatusWord;
 use super::tlv::TlvError;
-use crate::reader::ReaderError;
+use crate::reader::{ReaderError, ReaderFault};
 use beid_core::national_number::NationalNumberError;
 
 /// Why reading a Belgian eID failed. Never carries card data, only what went wrong.
@@ -36,7 +36,70 @@ pub enum CardError {
     NationalNumber(#[from] NationalNumberError),
 }
 
+/// What a [`CardError`] means for the citizen and the clerk: the stable classification
+/// (and its code for events, APIs and reports), decided here once for every caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CardFault {
+    /// The reader, pcscd or the card's presence (see [`ReaderFault`]).
+    Reader(ReaderFault),
+    /// A card, but not a Belgian eID.
+    NotBeid,
+    /// A Belgian eID that is not activated.
+    NotActivated,
+    /// The chip reports a memory failure (`6581`): this card will not get better.
+    CardDamaged,
+    /// Any other refusal or malformed data: try again, then a new card.
+    CardUnreadable,
+}
+
+impl CardFault {
+    /// The stable code: the reader's (`card_removed`, `card_mute`, `pcscd_down`, ...) or
+    /// `not_beid`, `not_activated`, `card_damaged`, `card_unreadable`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Reader(fault) => fault.code(),
+            Self::NotBeid => "not_beid",
+            Self::NotActivated => "not_activated",
+            Self::CardDamaged => "card_damaged",
+            Self::CardUnreadable => "card_unreadable",
+        }
+    }
+}
+
+impl serde::Serialize for CardFault {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
+    }
+}
+
+impl std::fmt::Display for CardFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
 impl CardError {
+    /// What this error means (see [`CardFault`]).
+    pub fn fault(&self) -> CardFault {
+        match self {
+            Self::Reader(error) => CardFault::Reader(error.fault()),
+            Self::NotBelpic(_) => CardFault::NotBeid,
+            Self::NotActivated => CardFault::NotActivated,
+            Self::Status {
+                status: StatusWord::MemoryFailure,
+                ..
+            } => CardFault::CardDamaged,
+            Self::FileNotFound(_)
+            | Self::Status { .. }
+            | Self::Malformed { .. }
+            | Self::FileTooLarge { .. }
+            | Self::Tlv(_)
+            | Self::MissingNationalNumber
+            | Self::NationalNumber(_) => CardFault::CardUnreadable,
+        }
+    }
+
     /// The transport failure underneath, if any.
     pub fn reader_error(&self) -> Option<&ReaderError> {
         match self {

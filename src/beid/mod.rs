@@ -21,7 +21,7 @@ pub use beid_core::national_number::{Checksum, NationalNumber, NationalNumberErr
 pub use card::{BeidCard, IdentityFiles, MAX_FILE_LEN};
 pub use card_data::{AppletVersion, AtrHint, CardData, LifeCycle};
 pub use dates::{parse_card_date, BirthDate};
-pub use error::CardError;
+pub use error::{CardError, CardFault};
 pub use files::{der_length, CardFile, Df, Extent};
 pub use identity::{Address, Gender, Identity, SpecialStatus};
 pub use status::StatusWord;

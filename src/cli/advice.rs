@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::exit::{sentence, Failure};
-use super::read::{choose_reader, seconds};
+use super::read::{choose_reader, pcscd, seconds};
 use super::settings::{engine_settings, load_config};
 use super::trust_args::TrustArgs;
 use crate::advice::{Decision, Language};
 use crate::session::{
-    decide, read_and_verify, run_on_card, CardRead, EngineSettings, Question, Verifier,
+    decide, on_card, read_and_verify, CardRead, EngineSettings, Question, Verifier,
 };
 use crate::trust::TrustStore;
 
@@ -115,7 +115,7 @@ pub fn run(args: &AdviceArgs) -> Result<(), Failure> {
     })?;
     let verifier = Arc::new(verifier);
     let reader = choose_reader(args.reader.as_deref(), seconds(args.wait))?;
-    let job = run_on_card(&reader, seconds(args.timeout), move |card| {
+    let job = on_card(&pcscd(), &reader, seconds(args.timeout), move |card| {
         read_and_verify(card, &verifier, authenticate)
     })?;
     let card_time = job.elapsed;

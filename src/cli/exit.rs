@@ -4,8 +4,8 @@
 use std::fmt;
 use std::process::ExitCode;
 
-use crate::beid::CardError;
-use crate::reader::ReaderError;
+use crate::beid::{CardError, CardFault};
+use crate::reader::{ReaderError, ReaderFault};
 
 /// A command's failure: what to print, and which exit code (documented in the README).
 #[derive(Debug)]
@@ -104,46 +104,69 @@ impl fmt::Display for Failure {
     }
 }
 
+/// What a technician should do about a card fault: one table for `read`, `advice` and
+/// `diagnose`.
+pub fn hint(fault: CardFault) -> &'static str {
+    match fault {
+        CardFault::Reader(reader) => match reader {
+            ReaderFault::PcscdDown => {
+                "start pcscd: `systemctl start pcscd.socket` (install it with `apt install pcscd` if missing), or check PCSCLITE_CSOCK_NAME"
+            }
+            ReaderFault::AccessDenied => {
+                "pcscd refused this user: on pcsc-lite 2.x install the polkit rule /usr/share/polkit-1/rules.d/60-beid-agent.rules (shipped by the beid-agent package) or run as the agent's user"
+            }
+            ReaderFault::NoReader => "check the reader's USB cable, then run `beid-agent diagnose`",
+            ReaderFault::NoCard => "insert the card, chip first and facing up",
+            ReaderFault::CardRemoved => "leave the card in the reader until the read ends",
+            ReaderFault::ReaderBusy => {
+                "close the other eID software (eID viewer, browser plug-in) and try again"
+            }
+            ReaderFault::CardMute => {
+                "take the card out, clean the chip, insert it again; if it persists the chip is broken or the reader is"
+            }
+            ReaderFault::CardReset => "another application reset the card: try again",
+            _ => "try again; if it persists, run with -v and send the output to support",
+        },
+        CardFault::NotBeid => "this card is not a Belgian eID; use a Belgian eID card",
+        CardFault::NotActivated => {
+            "the card is not activated: the citizen must have it activated at the municipality"
+        }
+        CardFault::CardDamaged => {
+            "the chip reports a memory failure: the citizen needs a new card (population desk)"
+        }
+        _ => "take the card out and try again; if it persists the card may be damaged",
+    }
+}
+
+impl Failure {
+    /// The failure for a card fault, with `text` (what happened) and the fault's hint.
+    pub fn from_fault(fault: CardFault, text: &str) -> Self {
+        let message = format!("{text}: {}", hint(fault));
+        match fault {
+            CardFault::Reader(ReaderFault::PcscdDown | ReaderFault::AccessDenied) => {
+                Self::NoService(message)
+            }
+            CardFault::Reader(ReaderFault::NoReader) => Self::NoReader(message),
+            CardFault::Reader(ReaderFault::NoCard) => Self::NoCard(message),
+            CardFault::Reader(ReaderFault::CardRemoved) => Self::CardRemoved(message),
+            CardFault::Reader(ReaderFault::ReaderBusy) => Self::ReaderBusy(message),
+            CardFault::Reader(ReaderFault::CardMute) => Self::CardMute(message),
+            CardFault::NotBeid => Self::NotBeid(message),
+            CardFault::NotActivated => Self::NotActivated(message),
+            _ => Self::Other(message),
+        }
+    }
+}
+
 impl From<ReaderError> for Failure {
     fn from(error: ReaderError) -> Self {
-        let text = sentence(&error);
-        match error {
-            ReaderError::NoService(_) => Self::NoService(format!(
-                "{text}: start it (systemctl start pcscd.socket) or check PCSCLITE_CSOCK_NAME"
-            )),
-            ReaderError::AccessDenied(_) => Self::NoService(format!(
-                "{text}: on pcsc-lite 2.x install the polkit rule from hardware/ for this user"
-            )),
-            ReaderError::NoReaders | ReaderError::UnknownReader(_) | ReaderError::ReaderGone(_) => {
-                Self::NoReader(format!("{text}: check the USB cable and `beid-agent diagnose`"))
-            }
-            ReaderError::NoCard => Self::NoCard(format!("{text}: insert the card, chip first and up")),
-            ReaderError::CardRemoved(_) => {
-                Self::CardRemoved(format!("{text} during the read: leave it in until the read ends"))
-            }
-            ReaderError::ReaderBusy(_) => Self::ReaderBusy(format!(
-                "{text}: close the other eID software (eID viewer, browser plug-in) and try again"
-            )),
-            ReaderError::CardMute(_) | ReaderError::Timeout(_) => Self::CardMute(format!(
-                "{text}: take the card out, clean the chip, insert it again; if it persists the chip is broken"
-            )),
-            ReaderError::CardReset(_) => Self::Other(format!("{text}; try again")),
-            _ => Self::Other(text),
-        }
+        Self::from_fault(CardFault::Reader(error.fault()), &sentence(&error))
     }
 }
 
 impl From<CardError> for Failure {
     fn from(error: CardError) -> Self {
-        match error {
-            CardError::Reader(reader) => reader.into(),
-            CardError::NotBelpic(_) => Self::NotBeid(format!(
-                "{}: this card is not a Belgian eID",
-                sentence(&error)
-            )),
-            CardError::NotActivated => Self::NotActivated(sentence(&error)),
-            other => Self::Other(format!("reading the card failed: {}", sentence(&other))),
-        }
+        Self::from_fault(error.fault(), &sentence(&error))
     }
 }
 

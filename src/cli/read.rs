@@ -9,10 +9,9 @@ use serde::Serialize;
 use super::exit::Failure;
 use super::trust_args::TrustArgs;
 use crate::beid::{AtrHint, Checksum};
-use crate::reader::pcsc::{PcscSession, ReaderStatus, SlotState};
-use crate::session::{
-    read_and_verify, run_on_card, AuthenticityReport, CardJob, CardRead, Verifier,
-};
+use crate::reader::pcsc::{PcscContext, ReaderStatus, SlotState};
+use crate::reader::{CardBackend, CardJob, PcscBackend};
+use crate::session::{on_card, read_and_verify, AuthenticityReport, CardRead, Verifier};
 
 #[derive(Debug, clap::Args)]
 pub struct ReadArgs {
@@ -79,7 +78,7 @@ pub fn run(args: &ReadArgs) -> Result<(), Failure> {
     let verifier = Arc::new(Verifier::new(args.trust.store()?, args.rrn_cache.clone()));
     let reader = choose_reader(args.reader.as_deref(), seconds(args.wait))?;
     let authenticate = args.authenticate_card;
-    let job = run_on_card(&reader, seconds(args.timeout), move |card| {
+    let job = on_card(&pcscd(), &reader, seconds(args.timeout), move |card| {
         read_and_verify(card, &verifier, authenticate)
     })?;
     let report = report(&reader, job, args.show_national_number)?;
@@ -97,6 +96,11 @@ pub fn run(args: &ReadArgs) -> Result<(), Failure> {
     }
 }
 
+/// The readers of the machine's pcscd, for the one-shot commands.
+pub(super) fn pcscd() -> Arc<dyn CardBackend> {
+    Arc::new(PcscBackend::default())
+}
+
 pub(super) fn seconds(value: f64) -> Duration {
     Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::from_secs(3600))
 }
@@ -104,7 +108,7 @@ pub(super) fn seconds(value: f64) -> Duration {
 /// The named reader, or the one reader holding a card; several cards is an error that
 /// lists them (a technician must say which).
 pub(super) fn choose_reader(named: Option<&str>, wait: Duration) -> Result<String, Failure> {
-    let session = PcscSession::establish()?;
+    let session = PcscContext::establish()?;
     let readers = session.readers()?;
     if readers.is_empty() {
         return Err(crate::reader::ReaderError::NoReaders.into());

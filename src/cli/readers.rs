@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::exit::Failure;
 use super::read::hex;
 use crate::beid::AtrHint;
-use crate::reader::pcsc::{PcscSession, ReaderStatus, SlotState};
+use crate::reader::pcsc::{PcscContext, ReaderStatus, SlotState};
 
 #[derive(Debug, clap::Args)]
 pub struct ReadersArgs {
@@ -55,7 +55,7 @@ impl From<&ReaderStatus> for ReaderLine {
 }
 
 pub fn run(args: &ReadersArgs) -> Result<(), Failure> {
-    let session = PcscSession::establish()?;
+    let session = PcscContext::establish()?;
     let statuses = match (args.wait_for, args.reader.as_deref()) {
         (Some(wait_for), Some(reader)) => {
             let timeout = Duration::try_from_secs_f64(args.timeout.max(0.0))

@@ -10,7 +10,9 @@ use super::exit::{sentence, Failure};
 use super::settings::{engine_settings, load_config};
 use crate::api::{self, AppState, Client, Clients, Scope};
 use crate::metrics::Metrics;
-use crate::session::{CardSource, Engine, EngineSettings, PcscReaders, SimulatedReaders};
+use crate::reader::{CardBackend, PcscBackend};
+use crate::session::{Engine, EngineSettings};
+use crate::sim::SimulatedReaders;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -33,7 +35,9 @@ pub struct ServeArgs {
 
 /// Everything `serve` builds before listening.
 struct Agent {
-    source: Arc<dyn CardSource>,
+    backend: Arc<dyn CardBackend>,
+    /// The simulated readers' controls, in simulation only.
+    simulator: Option<Arc<SimulatedReaders>>,
     settings: EngineSettings,
     clients: Vec<Client>,
     listen: SocketAddr,
@@ -108,9 +112,10 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
         out!("beid-agent serving on http://127.0.0.1:{port}");
     }
     let metrics = Arc::new(Metrics::default());
-    let engine = Engine::start(agent.source, agent.settings, metrics.clone())
+    let engine = Engine::start(agent.backend, agent.settings, metrics.clone())
         .map_err(|e| Failure::Other(format!("cannot start the card engine: {e}")))?;
-    let state = AppState::new(engine, Clients::new(clients), metrics, port);
+    let state =
+        AppState::new(engine, Clients::new(clients), metrics, port).with_simulator(agent.simulator);
     tracing::info!(port, "ready");
     super::systemd::ready(&format!("serving on 127.0.0.1:{port}"));
     super::systemd::spawn_watchdog();
@@ -120,14 +125,15 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
 }
 
 fn simulated(args: &ServeArgs, state_dir: &Path) -> Result<Agent, Failure> {
-    let readers = SimulatedReaders::new(
+    let readers = Arc::new(SimulatedReaders::new(
         &["Simulated reader 1", "Simulated reader 2"],
         args.wire_time,
-    );
+    ));
     let settings = EngineSettings::simulated(Some(state_dir.join("rrn-keys.json")))
         .map_err(|e| Failure::Other(sentence(&e)))?;
     Ok(Agent {
-        source: Arc::new(readers),
+        backend: readers.clone(),
+        simulator: Some(readers),
         settings,
         clients: Vec::new(),
         listen: SocketAddr::from(([127, 0, 0, 1], 8099)),
@@ -140,7 +146,8 @@ fn configured(args: &ServeArgs) -> Result<Agent, Failure> {
         .trust_store()
         .map_err(|e| Failure::Other(sentence(&e)))?;
     Ok(Agent {
-        source: Arc::new(PcscReaders::default()),
+        backend: Arc::new(PcscBackend::default()),
+        simulator: None,
         settings: engine_settings(&config, store)?,
         clients: config
             .api

@@ -34,6 +34,53 @@ pub enum ReaderError {
     ResponseTooLong,
     #[error("PC/SC error")]
     Pcsc(#[source] pcsc::Error),
+    #[error("no thread could be started for the card")]
+    Thread(#[source] std::io::Error),
+    #[error("the reader backend failed: {0}")]
+    Backend(&'static str),
+}
+
+/// What a [`ReaderError`] means for whoever waits on the card: the stable classification
+/// (and its code for events, APIs and reports), decided here once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReaderFault {
+    /// pcscd is not running or not reachable.
+    PcscdDown,
+    /// pcscd refused this user (polkit on pcsc-lite 2.x).
+    AccessDenied,
+    /// No reader, not the named one, or it was unplugged.
+    NoReader,
+    /// No card in the reader.
+    NoCard,
+    /// The card left during the work.
+    CardRemoved,
+    /// The card does not answer (unpowered, mute, or no answer within the deadline).
+    CardMute,
+    /// Another application holds the reader exclusively.
+    ReaderBusy,
+    /// Another application reset the card.
+    CardReset,
+    /// Anything else of the reader or its driver.
+    ReaderError,
+}
+
+impl ReaderFault {
+    /// The stable code (`pcscd_down`, `card_removed`, ...).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::PcscdDown => "pcscd_down",
+            Self::AccessDenied => "access_denied",
+            Self::NoReader => "no_reader",
+            Self::NoCard => "no_card",
+            Self::CardRemoved => "card_removed",
+            Self::CardMute => "card_mute",
+            Self::ReaderBusy => "reader_busy",
+            Self::CardReset => "card_reset",
+            Self::ReaderError => "reader_error",
+        }
+    }
 }
 
 impl ReaderError {
@@ -43,5 +90,22 @@ impl ReaderError {
             self,
             Self::CardRemoved(_) | Self::NoCard | Self::ReaderGone(_)
         )
+    }
+
+    /// What this error means (see [`ReaderFault`]).
+    pub fn fault(&self) -> ReaderFault {
+        match self {
+            Self::NoService(_) => ReaderFault::PcscdDown,
+            Self::AccessDenied(_) => ReaderFault::AccessDenied,
+            Self::NoReaders | Self::UnknownReader(_) | Self::ReaderGone(_) => ReaderFault::NoReader,
+            Self::NoCard => ReaderFault::NoCard,
+            Self::CardRemoved(_) => ReaderFault::CardRemoved,
+            Self::CardMute(_) | Self::Timeout(_) => ReaderFault::CardMute,
+            Self::ReaderBusy(_) => ReaderFault::ReaderBusy,
+            Self::CardReset(_) => ReaderFault::CardReset,
+            Self::ResponseTooLong | Self::Pcsc(_) | Self::Thread(_) | Self::Backend(_) => {
+                ReaderFault::ReaderError
+            }
+        }
     }
 }

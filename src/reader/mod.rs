@@ -4,11 +4,15 @@
 //! so the card protocol above it runs unchanged over real readers, over pcscd with the
 //! vpcd virtual reader, and over the in-process simulated card.
 
+mod backend;
 mod error;
 pub mod pcsc;
 pub mod watcher;
 
-pub use error::ReaderError;
+pub use backend::{run_on_card, CardBackend, CardConnection, CardJob};
+pub use error::{ReaderError, ReaderFault};
+pub use pcsc::PcscBackend;
+pub use watcher::ReaderEvent;
 
 /// A connection to one card that exchanges raw APDUs.
 ///

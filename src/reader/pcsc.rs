@@ -1,13 +1,16 @@
 //! The PC/SC backend: readers and cards through pcscd (the only module naming `pcsc::`).
 //!
 //! libpcsclite trap (DESIGN.md "Threads"): while one thread waits in `get_status_change`
-//! on a context, any other call on that context blocks. So a [`PcscSession`] owns its own
+//! on a context, any other call on that context blocks. So a [`PcscContext`] owns its own
 //! context; the watcher ([`super::watcher`]) owns another.
 
 use std::ffi::CString;
 use std::time::Duration;
 
-use super::{CardTransport, ReaderError};
+use std::sync::mpsc::Sender;
+
+use super::watcher::{ReaderEvent, Watcher};
+use super::{CardBackend, CardConnection, CardTransport, ReaderError};
 
 /// How long to wait, after a failed exchange, for pcscd to notice a removal (it polls
 /// vpcd every 400 ms; CCID readers interrupt at once).
@@ -55,12 +58,13 @@ pub(crate) fn map_error(error: pcsc::Error) -> ReaderError {
     }
 }
 
-/// A PC/SC context for one thread's card work.
-pub struct PcscSession {
+/// A PC/SC context for one thread's card work (not a card session: those are the
+/// engine's).
+pub struct PcscContext {
     context: pcsc::Context,
 }
 
-impl PcscSession {
+impl PcscContext {
     pub fn establish() -> Result<Self, ReaderError> {
         let context = pcsc::Context::establish(pcsc::Scope::User).map_err(map_error)?;
         Ok(Self { context })
@@ -330,6 +334,46 @@ impl PcscCard {
         if let Err((_, error)) = self.card.disconnect(pcsc::Disposition::LeaveCard) {
             tracing::debug!(?error, "disconnecting from the card failed");
         }
+    }
+}
+
+impl CardConnection for PcscCard {
+    fn atr(&self) -> &[u8] {
+        &self.atr
+    }
+
+    fn transaction(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn CardTransport),
+    ) -> Result<(), ReaderError> {
+        self.with_transaction(work)
+    }
+
+    fn disconnect(self: Box<Self>) {
+        PcscCard::disconnect(*self);
+    }
+}
+
+/// Real readers through pcscd: the watcher thread owns one context, and each connection
+/// its own (DESIGN.md "Threads").
+#[derive(Default)]
+pub struct PcscBackend {
+    watcher: std::sync::Mutex<Option<Watcher>>,
+}
+
+impl CardBackend for PcscBackend {
+    fn watch(&self, events: Sender<ReaderEvent>) -> std::io::Result<()> {
+        let watcher = Watcher::spawn(events)?;
+        let mut slot = self
+            .watcher
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Some(watcher);
+        Ok(())
+    }
+
+    fn connect(&self, reader: &str) -> Result<Box<dyn CardConnection>, ReaderError> {
+        Ok(Box::new(PcscContext::establish()?.connect(reader)?))
     }
 }
 

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::pcsc::{map_error, slot_state, SlotState};
-use super::ReaderError;
+use super::{ReaderError, ReaderFault};
 
 /// The longest single wait, so a stop request is seen even if a cancel is lost.
 const POLL_CEILING: Duration = Duration::from_secs(2);
@@ -41,10 +41,11 @@ pub enum ReaderEvent {
     CardRemoved {
         reader: String,
     },
-    /// A card is present but unusable (mute, or held exclusively by another application).
+    /// A card is present but unusable: [`ReaderFault::CardMute`], or
+    /// [`ReaderFault::ReaderBusy`] when another application holds it exclusively.
     CardUnusable {
         reader: String,
-        state: SlotState,
+        fault: ReaderFault,
     },
 }
 
@@ -241,9 +242,13 @@ fn card_event(reader: &str, state: SlotState, atr: &[u8]) -> ReaderEvent {
             reader: reader.to_owned(),
             atr: atr.to_vec(),
         },
-        other => ReaderEvent::CardUnusable {
+        SlotState::CardInUseExclusively => ReaderEvent::CardUnusable {
             reader: reader.to_owned(),
-            state: other,
+            fault: ReaderFault::ReaderBusy,
+        },
+        _ => ReaderEvent::CardUnusable {
+            reader: reader.to_owned(),
+            fault: ReaderFault::CardMute,
         },
     }
 }

@@ -18,12 +18,10 @@ use uuid::Uuid;
 
 use super::authenticity::{AuthenticityReport, Verifier};
 use super::decide::{decide, CardPolicy, Question};
-use super::read::read_and_verify;
-use super::source::CardSource;
+use super::read::{on_card, read_and_verify};
 use crate::advice::{Advice, AdviceService, Catalogue, Channel};
-use crate::beid::{AppletVersion, CardError, Identity};
-use crate::reader::watcher::ReaderEvent;
-use crate::reader::ReaderError;
+use crate::beid::{AppletVersion, CardFault, Identity};
+use crate::reader::{CardBackend, ReaderEvent, ReaderFault};
 
 /// How long a read may take before the reader is reported in error (`card_mute`). The
 /// slowest real read, an applet 1.1 card on its T=0 wire with the certificate, takes about
@@ -147,7 +145,7 @@ pub struct ReadResult {
 pub enum ReadState {
     Reading,
     Ready(Arc<ReadResult>),
-    Failed(&'static str),
+    Failed(CardFault),
 }
 
 /// A decided advice with its time.
@@ -198,7 +196,7 @@ pub enum EngineError {
     #[error("no such use case")]
     UnknownUseCase,
     #[error("the card could not be read ({0})")]
-    ReadFailed(&'static str),
+    ReadFailed(CardFault),
 }
 
 #[derive(Default)]
@@ -207,7 +205,7 @@ struct State {
     /// Reader name → its current session, if a card is in it.
     readers: BTreeMap<String, Option<Uuid>>,
     /// Readers whose card is present but unusable.
-    reader_errors: HashMap<String, &'static str>,
+    reader_errors: HashMap<String, ReaderFault>,
     sessions: HashMap<Uuid, Arc<Session>>,
     ended: VecDeque<Uuid>,
     ended_set: HashSet<Uuid>,
@@ -221,7 +219,7 @@ pub struct Engine {
 
 struct Inner {
     settings: EngineSettings,
-    source: Arc<dyn CardSource>,
+    backend: Arc<dyn CardBackend>,
     state: Mutex<State>,
     events: broadcast::Sender<Arc<AgentEvent>>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -230,7 +228,7 @@ struct Inner {
 impl Engine {
     /// Starts following `source`; must be called inside a tokio runtime.
     pub fn start(
-        source: Arc<dyn CardSource>,
+        backend: Arc<dyn CardBackend>,
         settings: EngineSettings,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> std::io::Result<Self> {
@@ -238,7 +236,7 @@ impl Engine {
         let engine = Self {
             inner: Arc::new(Inner {
                 settings,
-                source: source.clone(),
+                backend: backend.clone(),
                 state: Mutex::new(State::default()),
                 events,
                 metrics,
@@ -255,7 +253,7 @@ impl Engine {
                     }
                 }
             })?;
-        source.start(sender)?;
+        backend.watch(sender)?;
         let runner = engine.clone();
         tokio::spawn(async move {
             while let Some(event) = incoming.recv().await {
@@ -269,10 +267,6 @@ impl Engine {
     /// event streams each event is built (and serialised, see [`AgentEvent::json`]) once.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<AgentEvent>> {
         self.inner.events.subscribe()
-    }
-
-    pub fn source(&self) -> &Arc<dyn CardSource> {
-        &self.inner.source
     }
 
     pub fn settings(&self) -> &EngineSettings {
@@ -455,15 +449,11 @@ impl Engine {
                 self.lock().reader_errors.remove(&reader);
                 self.end_session_in(&reader);
             }
-            ReaderEvent::CardUnusable { reader, state } => {
-                let code = match state {
-                    crate::reader::pcsc::SlotState::CardInUseExclusively => "reader_busy",
-                    _ => "card_mute",
-                };
+            ReaderEvent::CardUnusable { reader, fault } => {
                 self.end_session_in(&reader);
-                self.lock().reader_errors.insert(reader.clone(), code);
+                self.lock().reader_errors.insert(reader.clone(), fault);
                 let mut event = AgentEvent::new("error", Some(&reader), None);
-                event.code = Some(code);
+                event.code = Some(fault.code());
                 self.emit(event);
             }
         }
@@ -504,13 +494,9 @@ impl Engine {
         let authenticate = self.inner.settings.authenticate_chip;
         let outcome = tokio::task::spawn_blocking(move || {
             let worker = engine.clone();
-            engine.inner.source.read(
-                &reader,
-                READ_DEADLINE,
-                Box::new(move |card| {
-                    read_and_verify(card, &worker.inner.settings.verifier, authenticate)
-                }),
-            )
+            on_card(&engine.inner.backend, &reader, READ_DEADLINE, move |card| {
+                read_and_verify(card, &worker.inner.settings.verifier, authenticate)
+            })
         })
         .await;
         if !session.is_alive() {
@@ -535,11 +521,12 @@ impl Engine {
             }
             Ok(Err(error)) => {
                 self.inner.metrics.read(false, false);
-                let code = error_code(&error);
-                tracing::warn!(session = %session.id, code, "card read failed");
-                ReadState::Failed(code)
+                let fault = error.fault();
+                tracing::warn!(session = %session.id, code = fault.code(), "card read failed");
+                ReadState::Failed(fault)
             }
-            Err(_) => ReadState::Failed("internal_error"),
+            // The read's thread panicked: a bug, reported as the reader failing.
+            Err(_) => ReadState::Failed(CardFault::Reader(ReaderFault::ReaderError)),
         };
         let record = crate::audit::CardSession {
             session: session.id,
@@ -563,7 +550,9 @@ impl Engine {
                 _ => None,
             },
             outcome: match &state {
-                ReadState::Failed(code) => crate::audit::ReadOutcome::Error((*code).to_owned()),
+                ReadState::Failed(fault) => {
+                    crate::audit::ReadOutcome::Error(fault.code().to_owned())
+                }
                 _ => crate::audit::ReadOutcome::Ok,
             },
         };
@@ -576,9 +565,9 @@ impl Engine {
                 event.authentic = Some(read.authenticity.authentic);
                 event
             }
-            ReadState::Failed(code) => {
+            ReadState::Failed(fault) => {
                 let mut event = AgentEvent::new("error", Some(&session.reader), Some(session.id));
-                event.code = Some(code);
+                event.code = Some(fault.code());
                 event
             }
             ReadState::Reading => return,
@@ -638,26 +627,5 @@ fn audit_decision(decision: crate::advice::Decision) -> crate::audit::Decision {
         crate::advice::Decision::Eligible => crate::audit::Decision::Eligible,
         crate::advice::Decision::NotEligible => crate::audit::Decision::NotEligible,
         crate::advice::Decision::Unknown => crate::audit::Decision::Unknown,
-    }
-}
-
-/// A stable code for a failed read (events and API), never error text.
-fn error_code(error: &CardError) -> &'static str {
-    match error {
-        CardError::Reader(ReaderError::CardRemoved(_) | ReaderError::NoCard) => {
-            "card_removed_during_read"
-        }
-        CardError::Reader(ReaderError::CardMute(_) | ReaderError::Timeout(_)) => "card_mute",
-        CardError::Reader(ReaderError::ReaderBusy(_)) => "reader_busy",
-        CardError::Reader(ReaderError::NoService(_)) => "pcscd_down",
-        CardError::Reader(_) => "reader_error",
-        CardError::NotBelpic(_) => "not_beid",
-        CardError::NotActivated => "not_activated",
-        // 6581: the chip's memory failed; this card will not get better.
-        CardError::Status {
-            status: crate::beid::StatusWord::MemoryFailure,
-            ..
-        } => "card_damaged",
-        _ => "card_unreadable",
     }
 }

@@ -5,18 +5,14 @@
 //! freeze the caller.
 
 mod authenticity;
-mod card_io;
 mod decide;
 mod engine;
 mod read;
-mod source;
 
 pub use authenticity::{assess, AuthenticityReport, CardAuthentication, Evidence, Verifier};
-pub use card_io::{run_on_card, CardJob};
 pub use decide::{decide, refusal, CardPolicy, Question};
 pub use engine::{
     reader_id, AgentEvent, Decided, Engine, EngineError, EngineSettings, ReadResult, ReadState,
     ReaderView, Session, SimulationError,
 };
-pub use read::{read_and_verify, CardRead};
-pub use source::{CardSource, CardWork, PcscReaders, SimulatedReaders, SimulatorError};
+pub use read::{on_card, read_and_verify, CardRead};

@@ -1,7 +1,10 @@
 //! One read of a card for an advice: identity and signature, then authenticity.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::beid::{BeidCard, CardData, CardError, IdentityFiles};
-use crate::reader::{CardTransport, IoStats};
+use crate::reader::{run_on_card, CardBackend, CardJob, CardTransport, IoStats};
 
 use super::authenticity::{AuthenticityReport, Verifier};
 
@@ -27,5 +30,23 @@ pub fn read_and_verify(
         files,
         authenticity,
         stats: card.stats(),
+    })
+}
+
+/// Runs `work` on the card in `reader` opened as a Belgian eID, on its own thread, inside
+/// one transaction, waiting at most `deadline` ([`run_on_card`]).
+pub fn on_card<R, F>(
+    backend: &Arc<dyn CardBackend>,
+    reader: &str,
+    deadline: Duration,
+    work: F,
+) -> Result<CardJob<R>, CardError>
+where
+    R: Send + 'static,
+    F: FnOnce(&mut BeidCard<&mut dyn CardTransport>) -> Result<R, CardError> + Send + 'static,
+{
+    run_on_card(backend, reader, deadline, move |transport| {
+        let mut card = BeidCard::open(transport)?;
+        work(&mut card)
     })
 }

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use beid_agent::advice::{self as rules, SimulatedSettings, UpstreamSettings};
 use beid_agent::api::{self, AppState, Client, Clients, Scope};
 use beid_agent::metrics::Metrics;
-use beid_agent::session::{Engine, EngineSettings, SimulatedReaders};
+use beid_agent::session::{Engine, EngineSettings};
+use beid_agent::sim::SimulatedReaders;
 use tokio::sync::watch;
 
 /// POS clients; the agent allows each 50 requests a second.
@@ -80,7 +81,11 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// The agent in-process on a loopback port: simulated readers (with the T=0 wire-time
 /// model or not), advice asked at once or not, the `CLIENTS` POS clients.
-pub async fn start(readers: &[&str], wire_time: bool, auto_advice: bool) -> (String, Engine) {
+pub async fn start(
+    readers: &[&str],
+    wire_time: bool,
+    auto_advice: bool,
+) -> (String, Engine, Arc<SimulatedReaders>) {
     start_with(
         readers,
         wire_time,
@@ -96,7 +101,7 @@ pub async fn start_with(
     wire_time: bool,
     auto_advice: bool,
     upstream: SimulatedSettings,
-) -> (String, Engine) {
+) -> (String, Engine, Arc<SimulatedReaders>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let source = Arc::new(SimulatedReaders::new(readers, wire_time));
     let settings = EngineSettings {
@@ -109,15 +114,16 @@ pub async fn start_with(
         ..EngineSettings::simulated(None).unwrap()
     };
     let metrics = Arc::new(Metrics::default());
-    let engine = Engine::start(source, settings, metrics.clone()).unwrap();
+    let engine = Engine::start(source.clone(), settings, metrics.clone()).unwrap();
     let clients = (0..CLIENTS)
         .map(|i| Client::new(&format!("c{i}"), &token(i), vec![Scope::Advice], vec![]))
         .collect();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let state = AppState::new(engine.clone(), Clients::new(clients), metrics, port);
+    let state = AppState::new(engine.clone(), Clients::new(clients), metrics, port)
+        .with_simulator(Some(source.clone()));
     tokio::spawn(api::serve(listener, state, std::future::pending()));
-    (format!("http://127.0.0.1:{port}"), engine)
+    (format!("http://127.0.0.1:{port}"), engine, source)
 }
 
 /// One SSE subscriber: counts events by name until it has seen `target` of them (the target
@@ -211,7 +217,7 @@ pub async fn readers_at_rate(
 pub async fn run(spec: LoadSpec) -> LoadReport {
     // Cards are read at a real card's pace (the T=0 wire-time model): one after the other,
     // as fast as citizens could possibly insert them.
-    let (base, engine) = start_with(&READERS, true, true, spec.upstream.clone()).await;
+    let (base, engine, simulator) = start_with(&READERS, true, true, spec.upstream.clone()).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(spec.subscribers + 64)
         .build()
@@ -240,7 +246,6 @@ pub async fn run(spec: LoadSpec) -> LoadReport {
         let engine = engine.clone();
         let duration = spec.duration;
         tokio::spawn(async move {
-            let simulator = engine.source().simulator().unwrap();
             let mut events = engine.subscribe();
             let started = Instant::now();
             let mut cycles = 0;

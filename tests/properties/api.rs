@@ -599,7 +599,8 @@ impl Harness {
     pub const PORT: u16 = 8099;
 
     pub fn new() -> Self {
-        use beid_agent::session::{Engine, EngineSettings, SimulatedReaders};
+        use beid_agent::session::{Engine, EngineSettings};
+        use beid_agent::sim::SimulatedReaders;
         use std::sync::Arc;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -611,7 +612,7 @@ impl Harness {
             EngineSettings::simulated(None).unwrap_or_else(|e| panic!("simulated settings: {e}"));
         let metrics = Arc::new(beid_agent::metrics::Metrics::default());
         let engine = runtime
-            .block_on(async { Engine::start(source, settings, metrics.clone()) })
+            .block_on(async { Engine::start(source.clone(), settings, metrics.clone()) })
             .unwrap_or_else(|e| panic!("engine: {e}"));
         // The engine learns of the simulated readers from its tasks: let them run until it
         // knows both (bounded; a request before that is judged against what it knows).
@@ -623,7 +624,8 @@ impl Harness {
                 tokio::task::yield_now().await;
             }
         });
-        let state = beid_agent::api::AppState::new(engine.clone(), clients(), metrics, Self::PORT);
+        let state = beid_agent::api::AppState::new(engine.clone(), clients(), metrics, Self::PORT)
+            .with_simulator(Some(source));
         Self {
             runtime,
             router: beid_agent::api::router(state),

@@ -5,24 +5,22 @@
 use std::time::Duration;
 
 use super::report::{Report, Verdict};
-use crate::beid::{AtrHint, BeidCard, CardError, LifeCycle};
-use crate::cli::exit::sentence;
+use crate::beid::{AtrHint, BeidCard, CardFault, LifeCycle};
+use crate::cli::exit::{hint, sentence};
 use crate::cli::read::hex;
-use crate::reader::pcsc::{PcscSession, SlotState};
+use crate::reader::pcsc::{PcscContext, SlotState};
 use crate::reader::CardTransport;
-use crate::session::run_on_card;
+use crate::session::on_card;
 
 pub fn check_readers(report: &mut Report, timeout: Duration) {
-    let session = match PcscSession::establish() {
+    let session = match PcscContext::establish() {
         Ok(session) => session,
         Err(error) => {
-            let hint = match error {
-                crate::reader::ReaderError::AccessDenied(_) => {
-                    "pcscd refused this user: install the polkit rule (see the pcscd access check) or run as the agent's user"
-                }
-                _ => "start pcscd: `systemctl start pcscd.socket` (install it with `apt install pcscd` if missing)",
-            };
-            report.fail("pcscd", sentence(&error), hint);
+            report.fail(
+                "pcscd",
+                sentence(&error),
+                hint(CardFault::Reader(error.fault())),
+            );
             return;
         }
     };
@@ -108,18 +106,19 @@ struct CardFacts {
 }
 
 fn check_card(report: &mut Report, name: &str, atr: &[u8], reader: &str, timeout: Duration) {
-    let hint = AtrHint::from_atr(atr);
+    let atr_hint = AtrHint::from_atr(atr);
     report.push(
         format!("{name} ATR"),
-        if hint.is_known() {
+        if atr_hint.is_known() {
             Verdict::Pass
         } else {
             Verdict::Info
         },
-        format!("{} ({})", hex(atr), hint),
+        format!("{} ({})", hex(atr), atr_hint),
         None,
     );
-    let job = run_on_card(
+    let job = on_card(
+        &super::super::read::pcscd(),
         reader,
         timeout,
         |card: &mut BeidCard<&mut dyn CardTransport>| {
@@ -172,25 +171,12 @@ fn check_card(report: &mut Report, name: &str, atr: &[u8], reader: &str, timeout
             );
         }
         Err(error) => {
-            let hint = card_hint(&error);
             report.push(
                 format!("{name} card"),
                 Verdict::Fail,
                 sentence(&error),
-                Some(hint),
+                Some(hint(error.fault())),
             );
         }
-    }
-}
-
-fn card_hint(error: &CardError) -> &'static str {
-    match error {
-        CardError::NotBelpic(_) => "this is not a Belgian eID; try a Belgian eID card",
-        CardError::NotActivated => "the card is not activated: the citizen must have it activated at the municipality",
-        CardError::Reader(e) if e.is_card_gone() => "leave the card in the reader during the check",
-        CardError::Reader(crate::reader::ReaderError::Timeout(_)) => {
-            "the card does not answer: clean the chip, try another card; if all fail, replace the reader"
-        }
-        _ => "try again; if it persists, run with -v and send the output to support",
     }
 }

@@ -304,7 +304,11 @@ fn the_seeds_reach_the_success_paths() {
             .unwrap();
         let (report, _) = beid_agent::session::assess(&store, &identity, &evidence, None);
         assert!(report.authentic, "{card}");
-        assert_eq!(report.address.signature, "valid", "{card}");
+        assert_eq!(
+            report.address.signature,
+            beid_agent::session::AddressVerdict::Valid,
+            "{card}"
+        );
     }
     let (_, answers) = apdu::decode(&seeds["apdu_response"]["gen-1.8-ec"]);
     assert!(answers.len() >= 8, "{answers:?}");

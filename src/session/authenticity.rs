@@ -58,18 +58,97 @@ pub struct AuthenticityReport {
     /// Applet 1.8 anti-clone check, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chip: Option<ChipCheck>,
-    /// Where the RRN key came from on a live card: "cached" (503C not read) or "card".
+    /// Where the RRN key came from on a live card.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rrn_key: Option<&'static str>,
+    pub rrn_key: Option<RrnKeySource>,
     /// Why it is not authentic, in words (no personal data).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
 
+/// A verdict enum whose JSON and text form is its stable code.
+macro_rules! verdict {
+    ($(#[$meta:meta])* $name:ident { $($(#[$variant_meta:meta])* $variant:ident => $code:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        pub enum $name {
+            $($(#[$variant_meta])* #[serde(rename = $code)] $variant),+
+        }
+
+        impl $name {
+            /// The stable code.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.code())
+            }
+        }
+    };
+}
+
+verdict! {
+    /// The National Register's signature over the identity file.
+    SignatureVerdict {
+        Valid => "valid",
+        /// Wrong, or not judged for want of a trusted key.
+        Invalid => "invalid",
+        Missing => "missing",
+    }
+}
+
+verdict! {
+    /// The address signature; a live card never reads the address, so it is absent there.
+    AddressVerdict {
+        Valid => "valid",
+        Invalid => "invalid",
+        Absent => "absent",
+    }
+}
+
+verdict! {
+    /// The photo against its hash in the identity file.
+    PhotoVerdict {
+        Match => "match",
+        Mismatch => "mismatch",
+        Absent => "absent",
+    }
+}
+
+verdict! {
+    /// The national number's check digits.
+    ChecksumVerdict {
+        Valid => "valid",
+        Invalid => "invalid",
+    }
+}
+
+verdict! {
+    /// The applet 1.8 chip's proof of its basic key.
+    ChipVerdict {
+        Genuine => "genuine",
+        NotGenuine => "not_genuine",
+    }
+}
+
+verdict! {
+    /// Where a live card's RRN key came from.
+    RrnKeySource {
+        /// The key cache: 503C was not read.
+        Cached => "cached",
+        /// The card's 503C.
+        Card => "card",
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct IdentityCheck {
-    /// "valid" | "invalid" | "missing"
-    pub signature: &'static str,
+    pub signature: SignatureVerdict,
     pub algorithm: Option<&'static str>,
 }
 
@@ -82,20 +161,17 @@ pub struct CertificateCheck {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AddressCheck {
-    /// "valid" | "invalid" | "absent"
-    pub signature: &'static str,
+    pub signature: AddressVerdict,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PhotoReport {
-    /// "match" | "mismatch" | "absent"
-    pub hash: &'static str,
+    pub hash: PhotoVerdict,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NationalNumberCheck {
-    /// "valid" | "invalid"
-    pub checksum: &'static str,
+    pub checksum: ChecksumVerdict,
     pub masked: String,
 }
 
@@ -107,8 +183,7 @@ pub struct CardDates {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ChipCheck {
-    /// "genuine" | "not_genuine"
-    pub result: &'static str,
+    pub result: ChipVerdict,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
@@ -170,22 +245,22 @@ pub fn assess(
     };
     let identity_check = match &signature {
         SignatureOutcome::Valid(algorithm) => IdentityCheck {
-            signature: "valid",
+            signature: SignatureVerdict::Valid,
             algorithm: Some(algorithm.name()),
         },
         SignatureOutcome::Missing => IdentityCheck {
-            signature: "missing",
+            signature: SignatureVerdict::Missing,
             algorithm: None,
         },
         SignatureOutcome::Invalid(error) => {
             problem.get_or_insert_with(|| format!("identity signature: {error}"));
             IdentityCheck {
-                signature: "invalid",
+                signature: SignatureVerdict::Invalid,
                 algorithm: None,
             }
         }
         SignatureOutcome::Unjudged => IdentityCheck {
-            signature: "invalid",
+            signature: SignatureVerdict::Invalid,
             algorithm: None,
         },
     };
@@ -203,27 +278,27 @@ pub fn assess(
     ) {
         (Some(address), Some(address_sig), Some(id_sig), Some(cert)) => {
             if verify_address_signature(cert.key(), address, id_sig, address_sig).is_ok() {
-                "valid"
+                AddressVerdict::Valid
             } else {
-                "invalid"
+                AddressVerdict::Invalid
             }
         }
-        (Some(_), _, _, _) => "invalid",
-        _ => "absent",
+        (Some(_), _, _, _) => AddressVerdict::Invalid,
+        _ => AddressVerdict::Absent,
     };
     let photo = match evidence.photo {
         Some(photo) => match check_photo_hash(photo, &identity.photo_hash) {
-            PhotoCheck::Match(_) => "match",
-            _ => "mismatch",
+            PhotoCheck::Match(_) => PhotoVerdict::Match,
+            _ => PhotoVerdict::Mismatch,
         },
-        None => "absent",
+        None => PhotoVerdict::Absent,
     };
     let checksum_valid = identity
         .national_number
         .as_ref()
         .is_some_and(|n| n.checksum().is_valid());
     let report = AuthenticityReport {
-        authentic: identity_check.signature == "valid" && trusted,
+        authentic: identity_check.signature == SignatureVerdict::Valid && trusted,
         identity: identity_check,
         rrn_certificate: CertificateCheck {
             subject: certificate.as_ref().map(|c| c.subject().to_owned()),
@@ -235,7 +310,11 @@ pub fn assess(
         address: AddressCheck { signature: address },
         photo: PhotoReport { hash: photo },
         national_number: NationalNumberCheck {
-            checksum: if checksum_valid { "valid" } else { "invalid" },
+            checksum: if checksum_valid {
+                ChecksumVerdict::Valid
+            } else {
+                ChecksumVerdict::Invalid
+            },
             masked: identity
                 .national_number
                 .as_ref()
@@ -318,7 +397,7 @@ impl Verifier {
                     &evidence,
                     Some((cert, *algorithm)),
                 );
-                report.rrn_key = Some("cached");
+                report.rrn_key = Some(RrnKeySource::Cached);
                 report
             }
             None => {
@@ -335,13 +414,13 @@ impl Verifier {
                 if let Some(cert) = verified {
                     self.remember(cert);
                 }
-                report.rrn_key = Some("card");
+                report.rrn_key = Some(RrnKeySource::Card);
                 report
             }
         };
         if authenticate_chip && card.card_data().applet_version().has_basic_key() {
             let chip = authenticate_basic_key(card, &files.identity)?;
-            if chip.result != "genuine" {
+            if chip.result != ChipVerdict::Genuine {
                 report.authentic = false;
                 report.problem = chip.problem.clone();
             }
@@ -375,7 +454,7 @@ fn authenticate_basic_key<T: CardTransport>(
     identity: &Identity,
 ) -> Result<ChipCheck, CardError> {
     let not_genuine = |problem: String| ChipCheck {
-        result: "not_genuine",
+        result: ChipVerdict::NotGenuine,
         problem: Some(problem),
     };
     let key_file = card.read_file(CardFile::BasicPublicKey)?;
@@ -398,7 +477,7 @@ fn authenticate_basic_key<T: CardTransport>(
     };
     Ok(match key.verify_challenge_response(&nonce, &response) {
         Ok(()) => ChipCheck {
-            result: "genuine",
+            result: ChipVerdict::Genuine,
             problem: None,
         },
         Err(error) => not_genuine(format!("chip signature: {error}")),

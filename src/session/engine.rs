@@ -541,7 +541,7 @@ impl Engine {
             },
             chip: match &state {
                 ReadState::Ready(read) => read.authenticity.chip.as_ref().map(|chip| {
-                    if chip.result == "genuine" {
+                    if chip.result == super::ChipVerdict::Genuine {
                         crate::audit::ChipResult::Genuine
                     } else {
                         crate::audit::ChipResult::NotGenuine

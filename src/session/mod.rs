@@ -9,7 +9,10 @@ mod decide;
 mod engine;
 mod read;
 
-pub use authenticity::{assess, AuthenticityReport, CardAuthentication, Evidence, Verifier};
+pub use authenticity::{
+    assess, AddressVerdict, AuthenticityReport, CardAuthentication, ChecksumVerdict, ChipVerdict,
+    Evidence, PhotoVerdict, RrnKeySource, SignatureVerdict, Verifier,
+};
 pub use decide::{decide, refusal, CardPolicy, Question};
 pub use engine::{
     reader_id, AgentEvent, Decided, Engine, EngineError, EngineSettings, ReadResult, ReadState,

@@ -13,7 +13,7 @@
 use std::sync::OnceLock;
 
 use beid_agent::beid::Identity;
-use beid_agent::session::{assess, Evidence};
+use beid_agent::session::{assess, AddressVerdict, Evidence, SignatureVerdict};
 use beid_agent::trust::{verify_identity_signature, verify_rrn_certificate, TrustStore};
 
 macro_rules! card_files {
@@ -152,12 +152,12 @@ pub fn check(data: &[u8]) {
         );
         let signature = signature.unwrap_or_else(|| panic!("authentic without 4032"));
         assert!(verify_identity_signature(certificate.key(), identity_file, signature).is_ok());
-        assert_eq!(report.identity.signature, "valid");
+        assert_eq!(report.identity.signature, SignatureVerdict::Valid);
         assert!(report.problem.is_none());
     } else {
-        assert!(report.problem.is_some() || report.identity.signature == "missing");
+        assert!(report.problem.is_some() || report.identity.signature == SignatureVerdict::Missing);
     }
-    if report.address.signature == "valid" {
+    if report.address.signature == AddressVerdict::Valid {
         let (Some(address), Some(signature)) = (address, signature) else {
             panic!("address valid without 4033 or 4032")
         };

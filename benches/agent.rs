@@ -58,7 +58,7 @@ async fn insertion_to_advice(wire_time: bool, rounds: usize) {
             .unwrap();
         loop {
             let event = events.recv().await.unwrap();
-            if event.name == "advice" {
+            if event.event.name() == "advice" {
                 break;
             }
         }

@@ -25,12 +25,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn next(
-    events: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<beid_agent::session::AgentEvent>>,
+    events: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<beid_agent::session::Published>>,
     name: &str,
 ) {
     let wait = async {
         loop {
-            if events.recv().await.unwrap().name == name {
+            if events.recv().await.unwrap().event.name() == name {
                 return;
             }
         }

@@ -40,7 +40,7 @@ use beid_agent::metrics::Metrics;
 use beid_agent::reader::pcsc::PcscContext;
 use beid_agent::reader::{CardTransport, IoStats, PcscBackend, ReaderError};
 use beid_agent::session::{
-    decide, on_card, read_and_verify, AgentEvent, CardPolicy, CardRead, Engine, EngineSettings,
+    decide, on_card, read_and_verify, CardPolicy, CardRead, Engine, EngineSettings, Published,
     Question, Verifier,
 };
 use beid_agent::sim::{CardDump, SimCard, SimTransport, WireTime};
@@ -747,13 +747,13 @@ fn through_pcscd_reads(
 }
 
 async fn next(
-    events: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<AgentEvent>>,
+    events: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<Published>>,
     name: &str,
-) -> std::sync::Arc<AgentEvent> {
+) -> std::sync::Arc<Published> {
     let wait = async {
         loop {
             let event = events.recv().await.unwrap();
-            if event.name == name {
+            if event.event.name() == name {
                 return event;
             }
         }
@@ -792,7 +792,9 @@ async fn engine_insertions(
             let seen = Instant::now();
             let advice = next(&mut events, "advice").await;
             let elapsed = seen.elapsed();
-            decision = advice.decision;
+            if let beid_agent::session::EngineEvent::Advice { decision: d, .. } = &advice.event {
+                decision = Some(*d);
+            }
             if round == 0 {
                 cold = elapsed;
             } else {

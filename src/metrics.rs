@@ -7,10 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::advice::Decision;
+use crate::advice::{Decision, OutcomeDelivery};
+use beid_core::contract::StaffDecision;
 
 /// Upper bounds (seconds) of the upstream latency histogram.
 const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// (use case, advice, staff decision, deviation reason or "none").
+type OutcomeKey = (String, &'static str, &'static str, String);
 
 #[derive(Default)]
 pub struct Metrics {
@@ -23,6 +27,10 @@ pub struct Metrics {
     latency_sum_micros: AtomicU64,
     /// (route template, status) → count.
     requests: Mutex<BTreeMap<(String, u16), u64>>,
+    outcomes: Mutex<BTreeMap<OutcomeKey, u64>>,
+    /// Outcomes sent to the rule service: delivered, not supported, failed.
+    outcome_deliveries: [AtomicU64; 3],
+    audit_write_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -56,6 +64,42 @@ impl Metrics {
             latency.as_micros().min(u128::from(u64::MAX)) as u64,
             Ordering::Relaxed,
         );
+    }
+
+    /// A clerk's outcome. Use cases and deviation reasons are configured ids, never
+    /// personal data.
+    pub fn outcome(
+        &self,
+        use_case: &str,
+        advice: Decision,
+        decision: StaffDecision,
+        reason: Option<&str>,
+    ) {
+        let key = (
+            use_case.to_owned(),
+            advice.code(),
+            decision.code(),
+            reason.unwrap_or("none").to_owned(),
+        );
+        *self
+            .outcomes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key)
+            .or_default() += 1;
+    }
+
+    pub fn outcome_delivery(&self, delivery: OutcomeDelivery) {
+        let index = match delivery {
+            OutcomeDelivery::Delivered => 0,
+            OutcomeDelivery::NotSupported => 1,
+            OutcomeDelivery::Failed => 2,
+        };
+        self.outcome_deliveries[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn audit_write_failed(&self) {
+        self.audit_write_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn request(&self, route: &str, status: u16) {
@@ -118,6 +162,35 @@ impl Metrics {
             get(&self.latency_sum_micros) as f64 / 1e6
         );
         let _ = writeln!(out, "beid_advice_latency_seconds_count {count}");
+        let _ = writeln!(out, "# HELP beid_outcomes_total The clerk's final decisions by use case, advice, decision and deviation reason.\n# TYPE beid_outcomes_total counter");
+        for ((use_case, advice, decision, reason), count) in self
+            .outcomes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "beid_outcomes_total{{use_case=\"{use_case}\",advice=\"{advice}\",decision=\"{decision}\",reason=\"{reason}\"}} {count}"
+            );
+        }
+        let _ = writeln!(out, "# HELP beid_outcome_deliveries_total Outcomes sent to the rule service, by result.\n# TYPE beid_outcome_deliveries_total counter");
+        for (name, counter) in ["delivered", "not_supported", "failed"]
+            .iter()
+            .zip(&self.outcome_deliveries)
+        {
+            let _ = writeln!(
+                out,
+                "beid_outcome_deliveries_total{{result=\"{name}\"}} {}",
+                get(counter)
+            );
+        }
+        let _ = writeln!(out, "# HELP beid_audit_write_failures_total Audit records that could not be written.\n# TYPE beid_audit_write_failures_total counter");
+        let _ = writeln!(
+            out,
+            "beid_audit_write_failures_total {}",
+            get(&self.audit_write_failures)
+        );
         let _ = writeln!(out, "# HELP beid_api_requests_total API requests by route and status.\n# TYPE beid_api_requests_total counter");
         if let Ok(requests) = self.requests.lock() {
             for ((route, status), count) in requests.iter() {
@@ -142,7 +215,18 @@ mod tests {
         metrics.advice(Decision::Eligible, Duration::from_millis(20));
         metrics.advice(Decision::Unknown, Duration::from_secs(3));
         metrics.request("/v1/status", 200);
+        metrics.outcome(
+            "uitpas-kansentarief",
+            Decision::NotEligible,
+            StaffDecision::Granted,
+            Some("recently_moved"),
+        );
+        metrics.outcome_delivery(OutcomeDelivery::Delivered);
+        metrics.audit_write_failed();
         let text = metrics.render();
+        assert!(text.contains("beid_outcomes_total{use_case=\"uitpas-kansentarief\",advice=\"not_eligible\",decision=\"granted\",reason=\"recently_moved\"} 1"));
+        assert!(text.contains("beid_outcome_deliveries_total{result=\"delivered\"} 1"));
+        assert!(text.contains("beid_audit_write_failures_total 1"));
         assert!(text.contains("beid_card_reads_total{outcome=\"ok\"} 1"));
         assert!(text.contains("beid_verification_failures_total 1"));
         assert!(text.contains("beid_advice_total{decision=\"eligible\"} 1"));

@@ -76,7 +76,7 @@ async fn insertion_to_advice_through_pcscd_and_the_https_upstream() {
 
     // The agent's whole log (trace level, JSON): no national number in any line.
     let log = served.stop();
-    assert!(log.contains("card read"), "logging was not on: {log}");
+    assert!(log.contains("card session"), "logging was not on: {log}");
     for card in ["gen-1.8-ec", "gen-1.7-rsa2048"] {
         let number = expected(card)["national_number"]
             .as_str()

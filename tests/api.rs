@@ -253,7 +253,19 @@ async fn a_session_shows_only_what_the_scopes_allow() {
     assert_eq!(pos["identity"]["surname"], "Testkaart");
     assert!(pos.get("nationalNumber").is_none());
     let full = view(FULL).await;
-    assert_eq!(full["nationalNumber"], "03641299855");
+    assert!(
+        full.get("nationalNumber").is_none(),
+        "only when asked: {full}"
+    );
+    // The national number only at its own route, only with its scope.
+    let number = |token| agent.get(&format!("/v1/sessions/{session}/national-number"), token);
+    let refused = number(POS).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let asked = number(FULL).send().await.unwrap();
+    assert_eq!(asked.status(), 200);
+    let asked: Value = asked.json().await.unwrap();
+    assert_eq!(asked["nationalNumber"], "03641299855");
+    assert_eq!(asked["session"], session.as_str());
     let kiosk_text = serde_json::to_string(&kiosk).unwrap();
     assert!(!kiosk_text.contains("03641299855") && !kiosk_text.contains("Testkaart"));
 }
@@ -432,4 +444,332 @@ async fn health_metrics_and_openapi_need_only_the_host() {
         .unwrap();
     assert_eq!(openapi["openapi"], "3.1.0");
     assert!(openapi["paths"]["/v1/sessions/{session}/advice"]["post"].is_object());
+}
+
+/// The agent's own OpenAPI document, and a check of an answer against the schema it gives
+/// for that operation and status: the document is generated from the code, this proves
+/// it describes what the code answers.
+struct Contract {
+    document: Value,
+}
+
+impl Contract {
+    async fn fetch(agent: &Agent) -> Self {
+        let document = agent
+            .anonymous("/v1/openapi.json")
+            .await
+            .json()
+            .await
+            .unwrap();
+        Self { document }
+    }
+
+    fn check(&self, method: &str, path: &str, status: u16, body: &Value) {
+        let operation = &self.document["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+        let response = &operation["responses"][status.to_string()];
+        assert!(
+            response.is_object(),
+            "{method} {path}: status {status} is not documented"
+        );
+        let mut schema = response["content"]["application/json"]["schema"].clone();
+        assert!(
+            schema.is_object(),
+            "{method} {path} {status}: no JSON schema"
+        );
+        schema["components"] = self.document["components"].clone();
+        let validator = jsonschema::draft202012::new(&schema)
+            .unwrap_or_else(|e| panic!("{method} {path} {status}: bad schema: {e}"));
+        let problems: Vec<String> = validator
+            .iter_errors(body)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(
+            problems.is_empty(),
+            "{method} {path} {status}: {problems:?}\n{body}"
+        );
+    }
+
+    /// Sends `request`, checks the answer against the contract, returns status and body.
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        request: reqwest::RequestBuilder,
+    ) -> (u16, Value) {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status != 204 {
+            self.check(method, path, status, &body);
+        }
+        (status, body)
+    }
+}
+
+#[tokio::test]
+async fn the_clerks_outcome_is_checked_recorded_announced_and_documented() {
+    let agent = start().await;
+    let contract = Contract::fetch(&agent).await;
+    let mut stream = {
+        let ticket: Value = agent
+            .post("/v1/events/ticket", POS, json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let url = format!(
+            "{}/v1/events?ticket={}",
+            agent.base,
+            ticket["ticket"].as_str().unwrap()
+        );
+        agent.http.get(&url).send().await.unwrap()
+    };
+    // gen-1.7-rsa2048: not eligible for UiTPAS in the embedded fixture.
+    agent.insert("gen-1.7-rsa2048").await;
+    let session = agent.session().await;
+    let outcome_path = "/v1/sessions/{session}/outcome";
+    let outcome = |body: Value| agent.post(&format!("/v1/sessions/{session}/outcome"), POS, body);
+    let uitpas = "uitpas-kansentarief";
+    // Before the advice: nothing to decide on.
+    let (status, body) = contract
+        .call(
+            "post",
+            outcome_path,
+            outcome(json!({"useCase": uitpas, "decision": "granted"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("advice_not_asked"))
+    );
+    let (status, advice) = contract
+        .call(
+            "post",
+            "/v1/sessions/{session}/advice",
+            agent.post(
+                &format!("/v1/sessions/{session}/advice"),
+                POS,
+                json!({"useCase": uitpas}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(advice["decision"], "not_eligible");
+    // Granting against a "no" needs a configured reason and a clean, short note.
+    for (body, code) in [
+        (
+            json!({"useCase": uitpas, "decision": "granted"}),
+            "deviation_required",
+        ),
+        (
+            json!({"useCase": uitpas, "decision": "granted", "deviation": {"reason": "bribe"}}),
+            "deviation_reason_unknown",
+        ),
+        (
+            json!({"useCase": uitpas, "decision": "granted",
+                   "deviation": {"reason": "recently_moved", "note": "INSZ 85.61.30-033.18"}}),
+            "note_has_national_number",
+        ),
+        (
+            json!({"useCase": uitpas, "decision": "granted",
+                   "deviation": {"reason": "recently_moved", "note": "x".repeat(201)}}),
+            "note_too_long",
+        ),
+        (
+            json!({"useCase": uitpas, "decision": "not_granted", "deviation": {"reason": "other"}}),
+            "deviation_not_applicable",
+        ),
+        (
+            json!({"useCase": "no-such-case", "decision": "granted"}),
+            "unknown_use_case",
+        ),
+    ] {
+        let (status, answer) = contract.call("post", outcome_path, outcome(body)).await;
+        assert_eq!(answer["error"], code, "{answer}");
+        assert!(status == 422 || status == 400, "{status} {answer}");
+    }
+    let (status, recorded) = contract
+        .call(
+            "post",
+            outcome_path,
+            outcome(json!({"useCase": uitpas, "decision": "granted",
+                           "deviation": {"reason": "recently_moved", "note": "Verhuisd op 2 december"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{recorded}");
+    assert_eq!(recorded["advice"], "not_eligible");
+    assert_eq!(recorded["decision"], "granted");
+    assert_eq!(recorded["deviation"]["reason"], "recently_moved");
+    // Once per session and use case.
+    let (status, again) = contract
+        .call(
+            "post",
+            outcome_path,
+            outcome(json!({"useCase": uitpas, "decision": "not_granted"})),
+        )
+        .await;
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (409, Some("outcome_already_recorded"))
+    );
+    // The session shows it, the stream announced it, the metrics count it.
+    let (_, view) = contract
+        .call(
+            "get",
+            "/v1/sessions/{session}",
+            agent.get(&format!("/v1/sessions/{session}"), POS),
+        )
+        .await;
+    assert_eq!(view["outcomes"][0]["decision"], "granted");
+    assert_eq!(view["advice"][0]["decision"], "not_eligible");
+    let events = collect_events(&mut stream, "outcome", Duration::from_secs(10)).await;
+    let announced = &events.iter().find(|(n, _)| n == "outcome").unwrap().1;
+    assert_eq!(announced["session"], session.as_str());
+    assert_eq!(announced["decision"], "granted");
+    let metrics = agent.anonymous("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(
+            "beid_outcomes_total{use_case=\"uitpas-kansentarief\",advice=\"not_eligible\",decision=\"granted\",reason=\"recently_moved\"} 1"
+        ),
+        "{metrics}"
+    );
+    // The simulated rule service takes no outcomes: counted as such.
+    assert!(metrics.contains("beid_outcome_deliveries_total{result=\"not_supported\"} 1"));
+}
+
+#[tokio::test]
+async fn the_stream_starts_with_a_snapshot_and_numbers_its_events() {
+    let agent = start().await;
+    agent.insert("gen-1.8-ec").await;
+    let session = agent.session().await;
+    assert_eq!(agent.advise(&session, POS).await.status(), 200);
+    // Connected after the card and its advice: the snapshot has them.
+    let ticket: Value = agent
+        .post("/v1/events/ticket", POS, json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!(
+        "{}/v1/events?ticket={}",
+        agent.base,
+        ticket["ticket"].as_str().unwrap()
+    );
+    let mut stream = agent.http.get(&url).send().await.unwrap();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // Read until the card-removed of the removal below: all blocks, with their ids.
+    let mut removed = false;
+    let mut blocks: Vec<(u64, String, Value)> = Vec::new();
+    while !removed {
+        if blocks.len() == 1 {
+            agent.remove().await;
+        }
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .expect("events in time")
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(str::to_owned)
+            };
+            if let (Some(id), Some(event), Some(data)) =
+                (field("id: "), field("event: "), field("data: "))
+            {
+                removed |= event == "card-removed";
+                blocks.push((
+                    id.parse().unwrap(),
+                    event,
+                    serde_json::from_str(&data).unwrap(),
+                ));
+            }
+        }
+    }
+    let (snapshot_id, name, snapshot) = &blocks[0];
+    assert_eq!(name, "snapshot");
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["pcscd"], "up");
+    let held = &snapshot["sessions"][0];
+    assert_eq!(held["session"], session.as_str());
+    assert_eq!(held["state"], "ready");
+    assert_eq!(held["advice"][0]["decision"], "eligible");
+    // What follows is numbered after the snapshot, in order, without repeats.
+    let ids: Vec<u64> = blocks.iter().map(|(id, _, _)| *id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert!(ids[1] > *snapshot_id);
+    let names: Vec<&str> = blocks[1..].iter().map(|(_, n, _)| n.as_str()).collect();
+    assert_eq!(names, ["card-removed"], "{blocks:?}");
+    assert!(!text.contains("event: error"));
+}
+
+#[tokio::test]
+async fn an_ended_session_answers_gone_however_many_came_after() {
+    let agent = start().await;
+    agent.insert("gen-1.8-ec").await;
+    let first = agent.session().await;
+    agent.remove().await;
+    for _ in 0..20 {
+        agent.insert("gen-1.7-rsa2048").await;
+        agent.remove().await;
+    }
+    let ended = agent
+        .get(&format!("/v1/sessions/{first}"), POS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 410);
+    // An id this agent never issued, even shaped like one of its own: not found.
+    let never = uuid::Uuid::new_v4();
+    let unknown = agent
+        .get(&format!("/v1/sessions/{never}"), POS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let body: Value = unknown.json().await.unwrap();
+    assert_eq!(body["error"], "session_not_found");
+    assert!(body["message"].as_str().unwrap().contains("restarted"));
+}
+
+#[tokio::test]
+async fn a_method_a_resource_does_not_take_gets_a_json_405() {
+    let agent = start().await;
+    let contract = Contract::fetch(&agent).await;
+    for (method, path) in [
+        (reqwest::Method::DELETE, "/v1/status"),
+        (reqwest::Method::PUT, "/v1/readers"),
+        (reqwest::Method::GET, "/v1/events/ticket"),
+        (reqwest::Method::POST, "/healthz"),
+    ] {
+        let response = agent
+            .http
+            .request(method.clone(), format!("{}{path}", agent.base))
+            .bearer_auth(POS)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "method_not_allowed", "{method} {path}");
+    }
+    // Every documented read answers as documented.
+    for path in ["/v1/status", "/v1/readers"] {
+        let (status, _) = contract.call("get", path, agent.get(path, POS)).await;
+        assert_eq!(status, 200);
+    }
+    let (status, _) = contract
+        .call("get", "/v1/status", agent.get("/v1/status", IDENTITY_ONLY))
+        .await;
+    assert_eq!(status, 403);
 }

@@ -91,7 +91,7 @@ async fn a_card_pulled_at_any_apdu_gets_no_advice_and_the_next_card_does() {
             Ending::Removed(names) => {
                 // Told as an error of the read, or only by the removal itself.
                 assert!(
-                    names == ["card-removed"] || names == ["error", "card-removed"],
+                    names == ["card-removed"] || names == ["card-error", "card-removed"],
                     "index {index}: {names:?}"
                 );
                 let _ = card.wait_gone();
@@ -131,7 +131,7 @@ async fn pcscd_killed_idle_or_mid_read_is_followed_within_two_seconds() {
 
     // Idle.
     s.pcscd.kill();
-    assert_eq!(s.events.until("error").await["code"], "pcscd_down");
+    assert_eq!(s.events.until("reader-error").await["code"], "pcscd_down");
     let relaunched = Instant::now();
     s.pcscd.launch();
     s.events.until("reader-added").await;

@@ -13,11 +13,13 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use beid_agent::advice::OutcomeDelivery;
 use beid_agent::advice::{
     Advice, AdviceRequest, AdviceService, Catalogue, Channel, CircuitSettings, CircuitState,
     Decision, HttpAdviceService, HttpSettings, Labels, Reason, UseCase,
 };
 use beid_agent::beid::NationalNumber;
+use beid_core::contract::{Deviation, OutcomeFeedback, StaffDecision};
 use upstream::{install_crypto, Pki, Protocol, Reply, Upstream};
 
 const NATIONAL_NUMBER: &str = "85673003360";
@@ -532,4 +534,78 @@ async fn unusable_files_are_refused_when_the_service_is_built() {
             .starts_with("cannot read the CA bundle file"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn the_clerks_outcome_goes_back_under_the_questions_request_id_without_the_number() {
+    install_crypto();
+    let pki = Pki::new();
+    let upstream = Upstream::start(&pki, Reply::Decide("not_eligible")).await;
+    let service = HttpAdviceService::new(&settings(&pki, &upstream)).unwrap();
+    let advice = ask(&service).await;
+    assert_eq!(
+        advice.basis(),
+        Some(beid_agent::advice::Basis::EntitlementRule)
+    );
+    let request_id = advice
+        .request_id()
+        .expect("an answered advice has its request id");
+    assert_eq!(
+        upstream.bodies()[0]["requestId"],
+        request_id.to_string(),
+        "the id the upstream was asked under"
+    );
+    let feedback = OutcomeFeedback {
+        decision: StaffDecision::Granted,
+        deviation: Some(Deviation {
+            reason: "recently_moved".into(),
+            note: Some("Verhuisd op 2 december".into()),
+        }),
+    };
+    // A 503 is retried; then delivered.
+    upstream.outcome_statuses(&[503]);
+    assert_eq!(
+        service.send_outcome(request_id, &feedback).await,
+        OutcomeDelivery::Delivered
+    );
+    let outcomes = upstream.outcomes();
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(outcomes[1].0, request_id.to_string());
+    assert_eq!(
+        outcomes[1].1,
+        serde_json::json!({"decision": "granted",
+            "deviation": {"reason": "recently_moved", "note": "Verhuisd op 2 december"}})
+    );
+    assert!(!outcomes[1].1.to_string().contains(NATIONAL_NUMBER));
+}
+
+#[tokio::test]
+async fn a_service_without_outcomes_is_not_asked_again() {
+    install_crypto();
+    let pki = Pki::new();
+    let upstream = Upstream::start(&pki, Reply::Decide("eligible")).await;
+    let service = HttpAdviceService::new(&settings(&pki, &upstream)).unwrap();
+    let request_id = ask(&service).await.request_id().unwrap();
+    let feedback = OutcomeFeedback {
+        decision: StaffDecision::Granted,
+        deviation: None,
+    };
+    upstream.outcome_statuses(&[404]);
+    assert_eq!(
+        service.send_outcome(request_id, &feedback).await,
+        OutcomeDelivery::NotSupported
+    );
+    assert_eq!(
+        service.send_outcome(request_id, &feedback).await,
+        OutcomeDelivery::NotSupported
+    );
+    assert_eq!(upstream.outcomes().len(), 1, "asked once, then never again");
+    // A refused outcome (4xx) is not retried.
+    let fresh = HttpAdviceService::new(&settings(&pki, &upstream)).unwrap();
+    upstream.outcome_statuses(&[400]);
+    assert_eq!(
+        fresh.send_outcome(request_id, &feedback).await,
+        OutcomeDelivery::Failed
+    );
+    assert_eq!(upstream.outcomes().len(), 2);
 }

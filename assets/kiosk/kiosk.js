@@ -385,24 +385,26 @@
       if (data.useCase !== useCase.id) return; // another use case, asked by someone else
       if (follow(data.session, data.reader)) showOutcome(data.session, data.decision);
     },
-    'error': function (data) {
-      if (data.code === 'events_missed') {
-        resync();
+    'snapshot': function () {
+      resync();
+    },
+    'events-missed': function () {
+      resync();
+    },
+    'card-error': function (data) {
+      if (data.code === 'card_removed') {
+        if (data.session === card.session) goIdle();
         return;
       }
+      if (follow(data.session, data.reader)) show('error');
+    },
+    'reader-error': function (data) {
       if (data.code === 'pcscd_down') {
         ui.readerDown = true;
         render();
         return;
       }
-      if (data.code === 'card_removed_during_read') {
-        if (data.session && data.session === card.session) goIdle();
-        return;
-      }
-      if (data.session ? follow(data.session, data.reader)
-        : (card.reader !== null && data.reader === card.reader)) {
-        show('error');
-      }
+      if (card.reader !== null && data.reader === card.reader) show('error');
     },
     'card-removed': function (data) {
       if (data.session === card.session || (data.reader && data.reader === card.reader)) goIdle();
@@ -503,10 +505,7 @@
           resync();
         };
         // A ticket is single use: never let EventSource retry with it, buy a new one.
-        // The agent's own "error" events arrive here too (same event type): those are
-        // MessageEvents, handled below, and do not mean the connection failed.
-        source.onerror = function (event) {
-          if (event instanceof MessageEvent) return;
+        source.onerror = function () {
           if (stream.source !== source) return;
           source.close();
           stream.source = null;

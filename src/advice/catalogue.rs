@@ -7,7 +7,7 @@ use super::error::AdviceError;
 use super::model::Channel;
 
 /// A language the labels are given in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Language {
     /// Dutch
@@ -22,7 +22,7 @@ pub enum Language {
 
 /// A use case's label in each language (all four are required: the kiosk speaks the
 /// citizen's language).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Labels {
     /// Dutch

@@ -28,7 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use beid_core::contract::{AnswerDecision, Basis, EligibilityCheck};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use beid_core::contract::{AnswerDecision, Basis, EligibilityCheck, OutcomeFeedback};
 use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 use rustls::pki_types::pem::{Error as PemError, PemObject};
@@ -43,7 +45,10 @@ use uuid::Uuid;
 use super::circuit::{CircuitBreaker, CircuitSettings};
 use super::error::AdviceError;
 use super::model::{Advice, AdviceRequest, Answered, Reason};
-use super::{random_fraction, AdviceFuture, AdviceService, ServiceKind, ServiceStatus};
+use super::{
+    random_fraction, AdviceFuture, AdviceService, OutcomeDelivery, OutcomeFuture, ServiceKind,
+    ServiceStatus,
+};
 
 /// The path of the contract's one operation, relative to the base URL.
 pub const ELIGIBILITY_CHECKS_PATH: &str = "v1/eligibility-checks";
@@ -113,7 +118,12 @@ pub struct HttpAdviceService {
     retry_backoff: Duration,
     max_body_bytes: usize,
     breaker: CircuitBreaker,
+    /// Set once the service said it does not take outcomes (`404`/`501`).
+    outcomes_unsupported: AtomicBool,
 }
+
+/// How often an outcome is tried (the first attempt included) when the service fails.
+const OUTCOME_ATTEMPTS: u32 = 3;
 
 impl HttpAdviceService {
     /// Reads the certificates and key, builds the TLS configuration and the client.
@@ -126,6 +136,7 @@ impl HttpAdviceService {
             retry_backoff: settings.retry_backoff,
             max_body_bytes: settings.max_body_bytes,
             breaker: CircuitBreaker::new(settings.circuit),
+            outcomes_unsupported: AtomicBool::new(false),
         })
     }
 
@@ -173,7 +184,7 @@ impl HttpAdviceService {
             Ok(answer) => {
                 permit.record(true);
                 tracing::info!(decision = %answer.decision(), latency_ms, "upstream answered");
-                answer.with_latency(latency)
+                answer.with_latency(latency).with_request_id(request_id)
             }
             Err(failure) => {
                 permit.record(failure.healthy());
@@ -286,9 +297,72 @@ impl HttpAdviceService {
     }
 }
 
+impl HttpAdviceService {
+    /// `POST {base}/v1/eligibility-checks/{requestId}/outcome`: a few attempts on transport
+    /// failures and `5xx`, each within the question's time budget; `404`/`501` mean the
+    /// service does not take outcomes, and none is sent again.
+    async fn deliver(&self, request_id: Uuid, outcome: &OutcomeFeedback) -> OutcomeDelivery {
+        if self.outcomes_unsupported.load(Ordering::Relaxed) {
+            return OutcomeDelivery::NotSupported;
+        }
+        let Ok(body) = serde_json::to_vec(outcome) else {
+            return OutcomeDelivery::Failed;
+        };
+        let url = format!(
+            "{}/{request_id}/outcome",
+            self.endpoint.as_str().trim_end_matches('/')
+        );
+        for attempt in 0..OUTCOME_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(self.backoff(attempt - 1)).await;
+            }
+            let send = self
+                .client
+                .post(&url)
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone())
+                .send();
+            let status = match tokio::time::timeout(self.timeout, send).await {
+                Ok(Ok(response)) => response.status(),
+                Ok(Err(error)) => {
+                    tracing::debug!(%request_id, attempt, error = %error_chain(&error), "outcome not delivered");
+                    continue;
+                }
+                Err(_elapsed) => continue,
+            };
+            if status.is_success() {
+                tracing::debug!(%request_id, "outcome delivered");
+                return OutcomeDelivery::Delivered;
+            }
+            if matches!(status.as_u16(), 404 | 501) {
+                self.outcomes_unsupported.store(true, Ordering::Relaxed);
+                tracing::info!(
+                    status = status.as_u16(),
+                    "the rule service does not take outcomes"
+                );
+                return OutcomeDelivery::NotSupported;
+            }
+            if !status.is_server_error() && status.as_u16() != 429 {
+                tracing::warn!(%request_id, status = status.as_u16(), "outcome refused");
+                return OutcomeDelivery::Failed;
+            }
+        }
+        tracing::warn!(%request_id, "outcome not delivered after retries (kept in the audit log)");
+        OutcomeDelivery::Failed
+    }
+}
+
 impl AdviceService for HttpAdviceService {
     fn advise<'a>(&'a self, request: AdviceRequest<'a>) -> AdviceFuture<'a> {
         Box::pin(self.ask(request))
+    }
+
+    fn send_outcome<'a>(
+        &'a self,
+        request_id: Uuid,
+        outcome: &'a OutcomeFeedback,
+    ) -> OutcomeFuture<'a> {
+        Box::pin(self.deliver(request_id, outcome))
     }
 
     fn status(&self) -> ServiceStatus {

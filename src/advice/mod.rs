@@ -19,6 +19,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use beid_core::contract::OutcomeFeedback;
 use serde::Serialize;
 
 pub use catalogue::{Catalogue, Labels, Language, UseCase};
@@ -36,6 +37,22 @@ pub(crate) use http::{
 /// The future an [`AdviceService`] returns: boxed so that `Arc<dyn AdviceService>` works.
 pub type AdviceFuture<'a> = Pin<Box<dyn Future<Output = Advice> + Send + 'a>>;
 
+/// The future of [`AdviceService::send_outcome`].
+pub type OutcomeFuture<'a> = Pin<Box<dyn Future<Output = OutcomeDelivery> + Send + 'a>>;
+
+/// What became of a clerk's outcome sent to the rule service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeDelivery {
+    /// The service took it (`2xx`).
+    Delivered,
+    /// The service does not take outcomes (`404`/`501`, or a service without the
+    /// operation): not sent again until the agent restarts.
+    NotSupported,
+    /// It could not be delivered (after retries); it stays in the agent's audit log.
+    Failed,
+}
+
 /// Something that answers eligibility questions.
 ///
 /// `advise` never fails: whatever goes wrong becomes [`Decision::Unknown`] with a [`Reason`].
@@ -46,10 +63,22 @@ pub trait AdviceService: Send + Sync {
 
     /// What this service is and how its upstream is doing, for status pages.
     fn status(&self) -> ServiceStatus;
+
+    /// Tells the service what the clerk decided on its answer to `request_id` (the
+    /// optional outcome operation of the contract). No national number travels: the
+    /// request id ties it to the question.
+    fn send_outcome<'a>(
+        &'a self,
+        request_id: uuid::Uuid,
+        outcome: &'a OutcomeFeedback,
+    ) -> OutcomeFuture<'a> {
+        let _ = (request_id, outcome);
+        Box::pin(std::future::ready(OutcomeDelivery::NotSupported))
+    }
 }
 
 /// Which kind of service answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceKind {
     /// The city's rule service over HTTPS with mutual TLS.

@@ -14,7 +14,7 @@ use super::catalogue::UseCase;
 use crate::beid::NationalNumber;
 
 /// What the advice says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// The upstream says the citizen is eligible.
@@ -188,6 +188,10 @@ pub struct Advice {
     clerk_message: Option<String>,
     #[serde(rename = "latencyMs", serialize_with = "serialize_millis")]
     latency: Duration,
+    /// The `requestId` of the question the upstream answered: the clerk's outcome is sent
+    /// back under it. Not part of the advice's JSON.
+    #[serde(skip)]
+    request_id: Option<uuid::Uuid>,
 }
 
 impl Advice {
@@ -202,6 +206,7 @@ impl Advice {
             basis: None,
             clerk_message: None,
             latency,
+            request_id: None,
         }
     }
 
@@ -222,7 +227,19 @@ impl Advice {
             basis: answer.basis,
             clerk_message: answer.clerk_message,
             latency,
+            request_id: None,
         }
+    }
+
+    /// The same advice, answered to the question `request_id`.
+    pub(super) fn with_request_id(mut self, request_id: uuid::Uuid) -> Self {
+        self.request_id = Some(request_id);
+        self
+    }
+
+    /// The `requestId` the upstream answered, if an upstream did.
+    pub fn request_id(&self) -> Option<uuid::Uuid> {
+        self.request_id
     }
 
     /// The same advice with the latency of the whole question.

@@ -121,12 +121,11 @@ impl fmt::Debug for Fixture {
 
 impl Fixture {
     /// The embedded demo fixture.
-    pub fn embedded() -> Self {
-        // The embedded text is tested below; fall back to an empty fixture rather than panic.
-        Self::from_toml(EMBEDDED_FIXTURE).unwrap_or(Self {
-            default: Outcome::NotEligible,
-            numbers: HashMap::new(),
-        })
+    /// The embedded demo fixture. A failure here is a bug of the build (the text is
+    /// tested), and it is an error, never a fall-back: an empty fixture would answer
+    /// "not eligible" to every card, and no failure of ours may become a "no".
+    pub fn embedded() -> Result<Self, AdviceError> {
+        Self::from_toml(EMBEDDED_FIXTURE)
     }
 
     /// Parse a TOML fixture.
@@ -196,7 +195,7 @@ impl SimulatedAdviceService {
     pub fn new(settings: &SimulatedSettings) -> Result<Self, AdviceError> {
         let fixture = match &settings.fixture {
             Some(path) => Fixture::load(path)?,
-            None => Fixture::embedded(),
+            None => Fixture::embedded()?,
         };
         Ok(Self::with_fixture(
             fixture,
@@ -367,7 +366,7 @@ mod tests {
     #[tokio::test]
     async fn failure_rate_one_always_fails_and_never_says_no() {
         let service =
-            SimulatedAdviceService::with_fixture(Fixture::embedded(), Duration::ZERO, 1.0);
+            SimulatedAdviceService::with_fixture(Fixture::embedded().unwrap(), Duration::ZERO, 1.0);
         for _ in 0..20 {
             let advice = ask(
                 &service,
@@ -383,7 +382,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn latency_is_simulated() {
         let service = SimulatedAdviceService::with_fixture(
-            Fixture::embedded(),
+            Fixture::embedded().unwrap(),
             Duration::from_millis(1500),
             0.0,
         );

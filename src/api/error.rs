@@ -5,6 +5,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::views::ErrorView;
+use crate::session::EngineError;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -70,7 +73,7 @@ impl ApiError {
     pub const SESSION_UNKNOWN: Self = Self::new(
         StatusCode::NOT_FOUND,
         "session_not_found",
-        "no such card session",
+        "this agent run issued no such card session (if the agent restarted since, the card must be inserted again)",
     );
     pub const SESSION_ENDED: Self = Self::new(
         StatusCode::GONE,
@@ -92,11 +95,105 @@ impl ApiError {
         "simulator_refused",
         "no such simulated reader or card",
     );
+    pub const METHOD: Self = Self::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this resource does not take this method",
+    );
+    pub const STILL_READING: Self = Self::new(
+        StatusCode::CONFLICT,
+        "card_reading",
+        "the card is still being read; ask again when the card-read event came",
+    );
+    pub const ADVICE_NOT_ASKED: Self = Self::new(
+        StatusCode::CONFLICT,
+        "advice_not_asked",
+        "ask the advice for this use case first",
+    );
+    pub const OUTCOME_RECORDED: Self = Self::new(
+        StatusCode::CONFLICT,
+        "outcome_already_recorded",
+        "an outcome is already recorded for this use case in this session",
+    );
+    pub const DEVIATION_REQUIRED: Self = Self::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "deviation_required",
+        "the decision differs from the advice (or the advice is unknown): give a deviation reason",
+    );
+    pub const DEVIATION_NOT_APPLICABLE: Self = Self::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "deviation_not_applicable",
+        "the decision follows the advice: send no deviation",
+    );
+    pub const DEVIATION_REASON: Self = Self::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "deviation_reason_unknown",
+        "the deviation reason is not one of the configured reasons (GET /v1/status)",
+    );
+    pub const NOTE_TOO_LONG: Self = Self::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "note_too_long",
+        "the note may have at most 200 characters",
+    );
+    pub const NOTE_NATIONAL_NUMBER: Self = Self::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "note_has_national_number",
+        "the note looks like it holds a national number: leave it out",
+    );
+
+    /// Every error the API answers, for the OpenAPI document.
+    pub const ALL: [Self; 24] = [
+        Self::HOST,
+        Self::ORIGIN,
+        Self::UNAUTHORIZED,
+        Self::TICKET,
+        Self::SCOPE,
+        Self::RATE,
+        Self::MEDIA,
+        Self::TOO_LARGE,
+        Self::BAD_BODY,
+        Self::NOT_FOUND,
+        Self::SESSION_UNKNOWN,
+        Self::SESSION_ENDED,
+        Self::USE_CASE,
+        Self::CARD_NOT_READ,
+        Self::SIMULATOR,
+        Self::METHOD,
+        Self::STILL_READING,
+        Self::ADVICE_NOT_ASKED,
+        Self::OUTCOME_RECORDED,
+        Self::DEVIATION_REQUIRED,
+        Self::DEVIATION_NOT_APPLICABLE,
+        Self::DEVIATION_REASON,
+        Self::NOTE_TOO_LONG,
+        Self::NOTE_NATIONAL_NUMBER,
+    ];
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::UnknownSession => Self::SESSION_UNKNOWN,
+            EngineError::SessionEnded => Self::SESSION_ENDED,
+            EngineError::UnknownUseCase => Self::USE_CASE,
+            EngineError::AdviceNotAsked => Self::ADVICE_NOT_ASKED,
+            EngineError::OutcomeAlreadyRecorded => Self::OUTCOME_RECORDED,
+            EngineError::DeviationRequired => Self::DEVIATION_REQUIRED,
+            EngineError::DeviationNotApplicable => Self::DEVIATION_NOT_APPLICABLE,
+            EngineError::UnknownDeviationReason => Self::DEVIATION_REASON,
+            EngineError::NoteTooLong => Self::NOTE_TOO_LONG,
+            EngineError::NoteHasNationalNumber => Self::NOTE_NATIONAL_NUMBER,
+            EngineError::ReadFailed(_) => Self::CARD_NOT_READ,
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": self.code, "message": self.message});
+        let body = ErrorView {
+            error: self.code,
+            message: self.message,
+        };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response

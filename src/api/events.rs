@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use axum::extract::{Extension, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt};
 use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::clients::{Client, Scope};
 use super::error::ApiError;
 use super::guard::Caller;
+use super::views::{EventsMissedView, SessionSummary, SnapshotView, TicketView};
 use super::AppState;
 
 const TICKET_LIFETIME: Duration = Duration::from_secs(30);
@@ -64,36 +65,86 @@ impl Tickets {
 pub async fn ticket(
     State(state): State<AppState>,
     Extension(Caller(client)): Extension<Caller>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TicketView>, ApiError> {
     if !client.has(Scope::Advice) {
         return Err(ApiError::SCOPE);
     }
     let ticket = state.tickets.issue(client);
-    let expires = OffsetDateTime::now_utc() + TICKET_LIFETIME;
-    let expires = expires
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    Ok(Json(
-        serde_json::json!({"ticket": ticket, "expiresAt": expires}),
-    ))
+    Ok(Json(TicketView {
+        ticket,
+        expires_at: super::views::rfc3339(OffsetDateTime::now_utc() + TICKET_LIFETIME),
+    }))
 }
 
 pub async fn stream(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // Subscribe before the snapshot: every event after it is then received, and those the
+    // snapshot already holds are skipped by their id.
     let events = state.engine.subscribe();
-    let stream = stream::unfold(events, |mut events| async move {
-        let event = match events.recv().await {
-            Ok(event) => Event::default().event(event.name).data(event.json()),
-            // A slow subscriber missed events: say so rather than silently skip.
-            Err(RecvError::Lagged(missed)) => Event::default().event("error").data(format!(
-                "{{\"code\":\"events_missed\",\"missed\":{missed}}}"
-            )),
-            Err(RecvError::Closed) => return None,
-        };
-        Some((Ok(event), events))
-    });
+    let (first, last_seen) = snapshot(&state);
+    let rest = stream::unfold(
+        (events, last_seen, state),
+        |(mut events, mut last_seen, state)| async move {
+            let batch = loop {
+                match events.recv().await {
+                    Ok(published) if published.id <= last_seen => continue,
+                    Ok(published) => {
+                        last_seen = published.id;
+                        break vec![Event::default()
+                            .id(published.id.to_string())
+                            .event(published.event.name())
+                            .data(published.json())];
+                    }
+                    // A slow subscriber missed events: say so, then start again from a
+                    // fresh snapshot rather than leave it with a wrong picture.
+                    Err(RecvError::Lagged(missed)) => {
+                        let notice = json_event(
+                            "events-missed",
+                            &EventsMissedView {
+                                kind: "events-missed",
+                                missed,
+                            },
+                        );
+                        let (fresh, seen) = snapshot(&state);
+                        last_seen = seen;
+                        break vec![notice, fresh];
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            };
+            Some((
+                stream::iter(batch.into_iter().map(Ok)),
+                (events, last_seen, state),
+            ))
+        },
+    )
+    .flatten();
+    let stream = stream::once(std::future::ready(Ok(first))).chain(rest);
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// The `snapshot` event, and the id of the last engine event it holds.
+fn snapshot(state: &AppState) -> (Event, u64) {
+    let snapshot = state.engine.snapshot();
+    let view = SnapshotView {
+        kind: "snapshot",
+        pcscd: snapshot.pcscd_up.into(),
+        readers: snapshot.readers,
+        sessions: snapshot
+            .sessions
+            .iter()
+            .map(|session| SessionSummary::new(session))
+            .collect(),
+    };
+    let event = json_event("snapshot", &view).id(snapshot.last_event.to_string());
+    (event, snapshot.last_event)
+}
+
+fn json_event(name: &str, data: &impl serde::Serialize) -> Event {
+    Event::default()
+        .event(name)
+        .data(serde_json::to_string(data).unwrap_or_else(|_| "{}".into()))
 }
 
 #[cfg(test)]

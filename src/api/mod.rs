@@ -11,6 +11,7 @@ mod guard;
 mod kiosk;
 mod openapi;
 mod routes;
+pub mod views;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use axum::Router;
 
 pub use clients::{Client, Clients, Scope};
 pub use error::ApiError;
-pub use routes::{AdviceBody, InsertBody, RemoveBody};
+pub use views::{AdviceBody, InsertBody, OutcomeBody, RemoveBody};
 
 use crate::metrics::Metrics;
 use crate::session::Engine;
@@ -69,7 +70,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/status", get(routes::status))
         .route("/v1/readers", get(routes::readers))
         .route("/v1/sessions/{session}", get(routes::session))
+        .route(
+            "/v1/sessions/{session}/national-number",
+            get(routes::national_number),
+        )
         .route("/v1/sessions/{session}/advice", post(routes::advice))
+        .route("/v1/sessions/{session}/outcome", post(routes::outcome))
         .route("/v1/events/ticket", post(events::ticket))
         .route("/v1/events", get(events::stream));
     if state.simulator.is_some() {
@@ -78,10 +84,14 @@ pub fn router(state: AppState) -> Router {
             .route("/v1/simulator/insert", post(routes::simulator_insert))
             .route("/v1/simulator/remove", post(routes::simulator_remove));
     }
-    let v1 = v1.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        guard::caller,
-    ));
+    // The 405 fallback before the guard layer, so that the guard (preflights, tokens)
+    // still sees every request to a /v1 path.
+    let v1 = v1
+        .method_not_allowed_fallback(|| async { ApiError::METHOD })
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::caller,
+        ));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(routes::metrics))
@@ -90,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/kiosk/", get(kiosk::page))
         .route("/kiosk/kiosk.js", get(kiosk::script))
         .route("/kiosk/kiosk.css", get(kiosk::style))
+        .method_not_allowed_fallback(|| async { ApiError::METHOD })
         .merge(v1)
         .fallback(|| async { ApiError::NOT_FOUND })
         .layer(axum::extract::DefaultBodyLimit::max(4096))

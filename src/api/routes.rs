@@ -1,20 +1,29 @@
 //! The `/v1` handlers, `/metrics`, and the simulator's controls.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::clients::{Client, Scope};
 use super::error::ApiError;
 use super::guard::Caller;
+use super::views::{
+    read_summary, AdviceBody, AdviceView, AuthenticityView, CardView, CounterView,
+    DeviationReasonView, IdentityView, InsertBody, InsertedView, NationalNumberView, OutcomeBody,
+    OutcomeView, RemoveBody, SessionView, StatusView, UpstreamView, UseCaseView,
+};
 use super::AppState;
+use crate::advice::{Channel, Labels};
 use crate::beid::Gender;
-use crate::session::{EngineError, ReadState};
+use crate::session::{
+    reader_id, EngineError, EngineEvent, OutcomeInput, Published, ReadState, ReaderView,
+};
 
 fn require(client: &Client, scope: Scope) -> Result<(), ApiError> {
     if client.has(scope) {
@@ -39,42 +48,43 @@ fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 pub async fn status(
     State(state): State<AppState>,
     Extension(Caller(client)): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatusView>, ApiError> {
     require(&client, Scope::Advice)?;
     let engine = &state.engine;
     let settings = engine.settings();
     let upstream = settings.advice.status();
-    let use_cases: Vec<Value> = settings
-        .catalogue
-        .iter()
-        .map(|u| json!({"id": u.id(), "labels": u.labels(), "channels": u.channels()}))
-        .collect();
-    Ok(Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "pcscd": if engine.pcscd_up() { "up" } else { "down" },
-        "readers": engine.readers(),
-        "upstream": {"kind": upstream.kind, "circuit": upstream.circuit},
-        "useCases": use_cases,
-        "channel": settings.channel,
-        "simulator": state.simulator.is_some(),
-    })))
+    Ok(Json(StatusView {
+        version: env!("CARGO_PKG_VERSION"),
+        pcscd: engine.pcscd_up().into(),
+        readers: engine.readers(),
+        upstream: UpstreamView {
+            kind: upstream.kind,
+            circuit: upstream.circuit,
+        },
+        use_cases: settings.catalogue.iter().map(UseCaseView::from).collect(),
+        channel: settings.channel,
+        simulator: state.simulator.is_some(),
+        counter: CounterView {
+            deviation_reasons: settings
+                .counter
+                .deviation_reasons
+                .iter()
+                .map(|reason| DeviationReasonView {
+                    id: reason.id.clone(),
+                    labels: reason.labels.clone(),
+                })
+                .collect(),
+            reason_codes: settings.counter.reason_codes.clone(),
+        },
+    }))
 }
 
 pub async fn readers(
     State(state): State<AppState>,
     Extension(Caller(client)): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<ReaderView>>, ApiError> {
     require(&client, Scope::Advice)?;
-    Ok(Json(json!(state.engine.readers())))
-}
-
-fn session_error(error: EngineError) -> ApiError {
-    match error {
-        EngineError::UnknownSession => ApiError::SESSION_UNKNOWN,
-        EngineError::SessionEnded => ApiError::SESSION_ENDED,
-        EngineError::UnknownUseCase => ApiError::USE_CASE,
-        _ => ApiError::CARD_NOT_READ,
-    }
+    Ok(Json(state.engine.readers()))
 }
 
 /// The session id of the path. A segment that does not even decode (percent-encoded bytes
@@ -84,66 +94,88 @@ fn parse_session(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiE
     Uuid::parse_str(&text).map_err(|_| ApiError::SESSION_UNKNOWN)
 }
 
+/// The labels of the upstream's reason codes when the advice's texts may be shown: on a
+/// counter device (a clerk reads them), never on a kiosk.
+fn clerk_labels(state: &AppState) -> Option<&BTreeMap<String, Labels>> {
+    let settings = state.engine.settings();
+    (settings.channel == Channel::Counter).then_some(&settings.counter.reason_codes)
+}
+
 /// The card summary, with only what the client's scopes allow.
 pub async fn session(
     State(state): State<AppState>,
     Extension(Caller(client)): Extension<Caller>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionView>, ApiError> {
     require(&client, Scope::Advice)?;
-    let session = state
-        .engine
-        .session(parse_session(path)?)
-        .map_err(session_error)?;
-    let mut view = json!({
-        "session": session.id,
-        "reader": crate::session::reader_id(&session.reader),
-    });
-    match session.read_state() {
-        ReadState::Reading => view["state"] = json!("reading"),
-        ReadState::Failed(code) => {
-            view["state"] = json!("error");
-            view["error"] = json!(code);
-        }
-        ReadState::Ready(read) => {
-            let identity = &read.identity;
-            let today = time::OffsetDateTime::now_utc().date();
-            view["state"] = json!("ready");
-            view["card"] = json!({
-                "appletVersion": read.applet.to_string(),
-                "validUntil": identity.validity_end.map(|d| d.to_string()),
-                "expired": identity.is_expired_on(today),
+    let session = state.engine.session(parse_session(path)?)?;
+    let read = session.read_state();
+    let (view_state, _, error) = read_summary(&read);
+    let clerk = clerk_labels(&state);
+    let mut view = SessionView {
+        session: session.id,
+        reader: reader_id(&session.reader),
+        state: view_state,
+        error,
+        card: None,
+        authenticity: None,
+        identity: None,
+        advice: session
+            .decided()
+            .iter()
+            .map(|(use_case, decided)| AdviceView::new(session.id, use_case, decided, clerk))
+            .collect(),
+        outcomes: session
+            .outcomes()
+            .values()
+            .map(|recorded| OutcomeView::new(session.id, recorded))
+            .collect(),
+    };
+    if let ReadState::Ready(read) = read {
+        let identity = &read.identity;
+        let today = time::OffsetDateTime::now_utc().date();
+        view.card = Some(CardView {
+            applet_version: read.applet.to_string(),
+            valid_until: identity.validity_end.map(|d| d.to_string()),
+            expired: identity.is_expired_on(today),
+        });
+        view.authenticity = Some(AuthenticityView {
+            authentic: read.authenticity.authentic,
+            chip: read.authenticity.chip.as_ref().map(|chip| chip.result),
+        });
+        if client.has(Scope::Identity) {
+            view.identity = Some(IdentityView {
+                surname: identity.surname.clone(),
+                first_names: identity.first_names.clone(),
+                birth_date: identity.birth_date.map(|b| b.to_iso()),
+                gender: identity.gender.unwrap_or(Gender::Unknown),
+                nationality: identity.nationality.clone(),
             });
-            view["authenticity"] = json!({
-                "authentic": read.authenticity.authentic,
-            });
-            if let Some(chip) = &read.authenticity.chip {
-                view["authenticity"]["chip"] = json!(chip.result);
-            }
-            if client.has(Scope::Identity) {
-                view["identity"] = json!({
-                    "surname": identity.surname,
-                    "firstNames": identity.first_names,
-                    "birthDate": identity.birth_date.map(|b| b.to_iso()),
-                    "gender": identity.gender.unwrap_or(Gender::Unknown),
-                    "nationality": identity.nationality,
-                });
-            }
-            if client.has(Scope::NationalNumber) {
-                if let Some(number) = &identity.national_number {
-                    view["nationalNumber"] = json!(number.expose());
-                }
-            }
         }
     }
     Ok(Json(view))
 }
 
-/// `POST /v1/sessions/{session}/advice`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AdviceBody {
-    pub use_case: String,
+/// The national number, only for a client with the `national-number` scope and only when
+/// it asks: the request is audited (the audit's `api_request` record names the client,
+/// this route and the session).
+pub async fn national_number(
+    State(state): State<AppState>,
+    Extension(Caller(client)): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<NationalNumberView>, ApiError> {
+    require(&client, Scope::NationalNumber)?;
+    let session = state.engine.session(parse_session(path)?)?;
+    let number = match session.read_state() {
+        ReadState::Ready(read) => read.identity.national_number.clone(),
+        ReadState::Reading => return Err(ApiError::STILL_READING),
+        ReadState::Failed(fault) => return Err(EngineError::ReadFailed(fault).into()),
+    };
+    let number = number.ok_or(ApiError::CARD_NOT_READ)?;
+    Ok(Json(NationalNumberView {
+        session: session.id,
+        national_number: number.expose().to_owned(),
+    }))
 }
 
 pub async fn advice(
@@ -151,29 +183,41 @@ pub async fn advice(
     Extension(Caller(client)): Extension<Caller>,
     path: Result<Path<String>, PathRejection>,
     request: Result<Json<AdviceBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AdviceView>, ApiError> {
     require(&client, Scope::Advice)?;
     let request = body(request)?;
     let id = parse_session(path)?;
-    let decided = state
+    let decided = state.engine.advise(id, &request.use_case).await?;
+    Ok(Json(AdviceView::new(
+        id,
+        &request.use_case,
+        &decided,
+        clerk_labels(&state),
+    )))
+}
+
+/// `POST /v1/sessions/{session}/outcome`: the clerk's final decision.
+pub async fn outcome(
+    State(state): State<AppState>,
+    Extension(Caller(client)): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+    request: Result<Json<OutcomeBody>, JsonRejection>,
+) -> Result<Json<OutcomeView>, ApiError> {
+    require(&client, Scope::Advice)?;
+    let request = body(request)?;
+    let id = parse_session(path)?;
+    let recorded = state
         .engine
-        .advise(id, &request.use_case)
-        .await
-        .map_err(session_error)?;
-    let decided_at = decided
-        .decided_at
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let mut answer = json!({
-        "session": id,
-        "useCase": request.use_case,
-        "decision": decided.advice.decision(),
-        "decidedAt": decided_at,
-    });
-    if let Some(reason) = decided.advice.reason() {
-        answer["reason"] = json!(reason.code());
-    }
-    Ok(Json(answer))
+        .record_outcome(
+            id,
+            OutcomeInput {
+                use_case: request.use_case,
+                decision: request.decision,
+                deviation: request.deviation,
+            },
+        )
+        .await?;
+    Ok(Json(OutcomeView::new(id, &recorded)))
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -194,37 +238,22 @@ fn simulator(state: &AppState) -> Result<&crate::sim::SimulatedReaders, ApiError
 pub async fn simulator_cards(
     State(state): State<AppState>,
     Extension(Caller(client)): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<&'static str>>, ApiError> {
     require(&client, Scope::Advice)?;
     let simulator = simulator(&state)?;
-    Ok(Json(json!(simulator.cards())))
-}
-
-/// `POST /v1/simulator/insert`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct InsertBody {
-    pub card: String,
-    pub reader: Option<String>,
-}
-
-/// `POST /v1/simulator/remove`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RemoveBody {
-    pub reader: Option<String>,
+    Ok(Json(simulator.cards()))
 }
 
 /// Waits (at most 2 s) until the engine announced `name`, so a simulator call answers once
 /// the agent itself has seen the card arrive or leave.
 async fn settled(
-    events: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<crate::session::AgentEvent>>,
+    events: &mut tokio::sync::broadcast::Receiver<Arc<Published>>,
     name: &str,
-) -> Option<std::sync::Arc<crate::session::AgentEvent>> {
+) -> Option<Arc<Published>> {
     let wait = async {
-        while let Ok(event) = events.recv().await {
-            if event.name == name {
-                return Some(event);
+        while let Ok(published) = events.recv().await {
+            if published.event.name() == name {
+                return Some(published);
             }
         }
         None
@@ -251,7 +280,7 @@ pub async fn simulator_insert(
     State(state): State<AppState>,
     Extension(Caller(client)): Extension<Caller>,
     request: Result<Json<InsertBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InsertedView>, ApiError> {
     require(&client, Scope::Advice)?;
     let request = body(request)?;
     let simulator = simulator(&state)?;
@@ -262,10 +291,16 @@ pub async fn simulator_insert(
         .map_err(|_| ApiError::SIMULATOR)?;
     // The card's session, so a demo or test client needs no second request to find it.
     let inserted = settled(&mut events, "card-inserted").await;
-    Ok(Json(json!({
-        "reader": inserted.as_ref().and_then(|e| e.reader.clone()),
-        "session": inserted.and_then(|e| e.session),
-    })))
+    Ok(Json(match inserted.as_deref().map(|p| &p.event) {
+        Some(EngineEvent::CardInserted { reader, session }) => InsertedView {
+            reader: Some(reader.clone()),
+            session: Some(*session),
+        },
+        _ => InsertedView {
+            reader: None,
+            session: None,
+        },
+    }))
 }
 
 pub async fn simulator_remove(

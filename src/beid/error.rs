@@ -73,6 +73,30 @@ impl serde::Serialize for CardFault {
     }
 }
 
+impl schemars::JsonSchema for CardFault {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CardFault".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let codes: Vec<&str> = ReaderFault::ALL
+            .iter()
+            .map(|fault| fault.code())
+            .chain([
+                "not_beid",
+                "not_activated",
+                "card_damaged",
+                "card_unreadable",
+            ])
+            .collect();
+        schemars::json_schema!({
+            "type": "string",
+            "enum": codes,
+            "description": "Why a card or reader cannot be used (stable codes)."
+        })
+    }
+}
+
 impl std::fmt::Display for CardFault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.code())

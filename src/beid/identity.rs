@@ -13,7 +13,7 @@ use super::tlv;
 use beid_core::national_number::NationalNumber;
 
 /// Gender, tag 0x0D: M; F, V or W for female.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Gender {
     Male,

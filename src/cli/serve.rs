@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use super::exit::{sentence, Failure};
 use super::settings::{engine_settings, load_config};
+use crate::advice::Channel;
 use crate::api::{self, AppState, Client, Clients, Scope};
 use crate::metrics::Metrics;
 use crate::reader::{CardBackend, PcscBackend};
+use crate::session::CardAuthentication;
 use crate::session::{Engine, EngineSettings};
 use crate::sim::SimulatedReaders;
 
@@ -31,6 +33,22 @@ pub struct ServeArgs {
     /// With --simulate: answer as slowly as real cards on a T=0 wire.
     #[arg(long, requires = "simulate")]
     wire_time: bool,
+    /// With --simulate: the device's channel (a kiosk checks applet 1.8 chips and never
+    /// serves the upstream's texts).
+    #[arg(long, requires = "simulate", value_enum, default_value = "counter")]
+    channel: ChannelArg,
+    /// With --simulate: a browser origin (e.g. https://pos.example:8443) whose page may
+    /// call the API with the demo token, for POS developers trying the API from their own
+    /// page. Repeatable.
+    #[arg(long, requires = "simulate", value_name = "URL")]
+    allow_origin: Vec<String>,
+}
+
+/// The channel on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ChannelArg {
+    Counter,
+    Kiosk,
 }
 
 /// Everything `serve` builds before listening.
@@ -92,10 +110,15 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
     let mut clients = agent.clients;
     if args.simulate {
         let token = demo_token(&state_dir)?;
-        let origins = vec![
+        let mut origins = vec![
             format!("http://127.0.0.1:{port}"),
             format!("http://localhost:{port}"),
         ];
+        origins.extend(
+            args.allow_origin
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_owned()),
+        );
         clients.push(Client::new(
             "demo",
             &token,
@@ -129,8 +152,12 @@ fn simulated(args: &ServeArgs, state_dir: &Path) -> Result<Agent, Failure> {
         &["Simulated reader 1", "Simulated reader 2"],
         args.wire_time,
     ));
-    let settings = EngineSettings::simulated(Some(state_dir.join("rrn-keys.json")))
+    let mut settings = EngineSettings::simulated(Some(state_dir.join("rrn-keys.json")))
         .map_err(|e| Failure::Other(sentence(&e)))?;
+    if args.channel == ChannelArg::Kiosk {
+        settings.channel = Channel::Kiosk;
+        settings.authenticate_chip = CardAuthentication::default().applies(true);
+    }
     Ok(Agent {
         backend: readers.clone(),
         simulator: Some(readers),

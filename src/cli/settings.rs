@@ -45,5 +45,6 @@ pub fn engine_settings(config: &Config, store: TrustStore) -> Result<EngineSetti
             .applies(channel == Channel::Kiosk),
         auto_advice: config.api.auto_advice.clone(),
         audit: None,
+        counter: crate::session::CounterCatalogue::default(),
     })
 }

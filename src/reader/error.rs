@@ -42,7 +42,7 @@ pub enum ReaderError {
 
 /// What a [`ReaderError`] means for whoever waits on the card: the stable classification
 /// (and its code for events, APIs and reports), decided here once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ReaderFault {
@@ -67,6 +67,19 @@ pub enum ReaderFault {
 }
 
 impl ReaderFault {
+    /// Every fault, for documents that list the codes.
+    pub const ALL: [Self; 9] = [
+        Self::PcscdDown,
+        Self::AccessDenied,
+        Self::NoReader,
+        Self::NoCard,
+        Self::CardRemoved,
+        Self::CardMute,
+        Self::ReaderBusy,
+        Self::CardReset,
+        Self::ReaderError,
+    ];
+
     /// The stable code (`pcscd_down`, `card_removed`, ...).
     pub fn code(self) -> &'static str {
         match self {

@@ -70,7 +70,7 @@ pub struct AuthenticityReport {
 macro_rules! verdict {
     ($(#[$meta:meta])* $name:ident { $($(#[$variant_meta:meta])* $variant:ident => $code:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
         pub enum $name {
             $($(#[$variant_meta])* #[serde(rename = $code)] $variant),+
         }

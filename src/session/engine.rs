@@ -7,8 +7,8 @@
 //! one's advice. Each read runs on its own blocking thread: a slow or mute reader never
 //! delays another.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -16,19 +16,23 @@ use time::OffsetDateTime;
 use tokio::sync::{broadcast, watch, OnceCell};
 use uuid::Uuid;
 
-use super::authenticity::{AuthenticityReport, Verifier};
+use super::authenticity::{AuthenticityReport, ChipVerdict, Verifier};
 use super::decide::{decide, CardPolicy, Question};
+use super::events::{EngineEvent, Published};
+use super::ids::SessionIds;
+use super::outcome::{self, CounterCatalogue, OutcomeInput, Recorded};
 use super::read::{on_card, read_and_verify};
-use crate::advice::{Advice, AdviceService, Catalogue, Channel};
+use crate::advice::{Advice, AdviceService, Catalogue, Channel, Decision, OutcomeDelivery};
 use crate::beid::{AppletVersion, CardFault, Identity};
 use crate::reader::{CardBackend, ReaderEvent, ReaderFault};
+use beid_core::contract::OutcomeFeedback;
 
 /// How long a read may take before the reader is reported in error (`card_mute`). The
 /// slowest real read, an applet 1.1 card on its T=0 wire with the certificate, takes about
 /// 0.5 s; a citizen at the counter should not wait longer than this for "try again".
 const READ_DEADLINE: Duration = Duration::from_secs(5);
-/// How many ended session ids are remembered to answer "ended" rather than "unknown".
-const ENDED_MEMORY: usize = 4096;
+/// How many events a slow subscriber may fall behind before it is told it missed some.
+const EVENT_BUFFER: usize = 1024;
 
 /// What the engine needs to decide.
 pub struct EngineSettings {
@@ -43,6 +47,8 @@ pub struct EngineSettings {
     pub auto_advice: Vec<String>,
     /// Where card sessions and advice are recorded (national numbers pseudonymised).
     pub audit: Option<Arc<crate::audit::AuditLog>>,
+    /// Deviation reasons and the clerk's labels for reason codes.
+    pub counter: CounterCatalogue,
 }
 
 /// Why the simulated settings could not be built.
@@ -74,51 +80,8 @@ impl EngineSettings {
             authenticate_chip: false,
             auto_advice: Vec::new(),
             audit: None,
+            counter: CounterCatalogue::default(),
         })
-    }
-}
-
-/// An event for subscribers (the SSE stream): ids and states only.
-#[derive(Debug, Clone, Serialize)]
-pub struct AgentEvent {
-    #[serde(skip)]
-    pub name: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reader: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session: Option<Uuid>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub authentic: Option<bool>,
-    #[serde(rename = "useCase", skip_serializing_if = "Option::is_none")]
-    pub use_case: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision: Option<crate::advice::Decision>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<&'static str>,
-    /// The JSON form, made on first use.
-    #[serde(skip)]
-    json: std::sync::OnceLock<String>,
-}
-
-impl AgentEvent {
-    fn new(name: &'static str, reader: Option<&str>, session: Option<Uuid>) -> Self {
-        Self {
-            name,
-            reader: reader.map(reader_id),
-            session,
-            authentic: None,
-            use_case: None,
-            decision: None,
-            code: None,
-            json: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// The event's data as JSON (ids and states only), serialised once however many
-    /// streams send it.
-    pub fn json(&self) -> &str {
-        self.json
-            .get_or_init(|| serde_json::to_string(self).unwrap_or_else(|_| "{}".into()))
     }
 }
 
@@ -162,7 +125,10 @@ pub struct Session {
     read: watch::Sender<ReadState>,
     /// `false` once the card left: waiting work stops.
     alive: watch::Sender<bool>,
+    /// Use case → its advice, asked at most once.
     advice: Mutex<HashMap<String, Arc<OnceCell<Decided>>>>,
+    /// Use case → the clerk's outcome, recorded at most once.
+    outcomes: Mutex<HashMap<String, Recorded>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -174,22 +140,61 @@ impl Session {
     pub fn is_alive(&self) -> bool {
         *self.alive.borrow()
     }
+
+    /// The advice decided so far, by use case id.
+    pub fn decided(&self) -> BTreeMap<String, Decided> {
+        lock(&self.advice)
+            .iter()
+            .filter_map(|(use_case, cell)| Some((use_case.clone(), cell.get()?.clone())))
+            .collect()
+    }
+
+    /// The outcomes recorded so far, by use case id.
+    pub fn outcomes(&self) -> BTreeMap<String, Recorded> {
+        lock(&self.outcomes)
+            .iter()
+            .map(|(use_case, recorded)| (use_case.clone(), recorded.clone()))
+            .collect()
+    }
+}
+
+/// A reader's state, as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReaderState {
+    Empty,
+    Reading,
+    Ready,
+    Error,
 }
 
 /// A reader as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ReaderView {
     pub id: String,
     pub name: String,
-    pub state: &'static str,
+    pub state: ReaderState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<Uuid>,
+    /// Why the state is `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<CardFault>,
+}
+
+/// Everything the engine knows, at one event: a subscriber that starts (or restarts) from
+/// a snapshot needs only the events with a later id.
+pub struct Snapshot {
+    /// The id of the last event the snapshot includes (0 before the first).
+    pub last_event: u64,
+    pub pcscd_up: bool,
+    pub readers: Vec<ReaderView>,
+    pub sessions: Vec<Arc<Session>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EngineError {
-    #[error("no such session")]
+    #[error("no such session in this agent run")]
     UnknownSession,
     #[error("the card of this session was removed")]
     SessionEnded,
@@ -197,6 +202,39 @@ pub enum EngineError {
     UnknownUseCase,
     #[error("the card could not be read ({0})")]
     ReadFailed(CardFault),
+    #[error("no advice was asked for this use case in this session")]
+    AdviceNotAsked,
+    #[error("an outcome is already recorded for this use case in this session")]
+    OutcomeAlreadyRecorded,
+    #[error("the decision differs from the advice (or the advice is unknown): a deviation reason is required")]
+    DeviationRequired,
+    #[error("the decision follows the advice: there is no deviation to record")]
+    DeviationNotApplicable,
+    #[error("the deviation reason is not one of the configured reasons")]
+    UnknownDeviationReason,
+    #[error("the note is longer than 200 characters")]
+    NoteTooLong,
+    #[error("the note looks like it holds a national number")]
+    NoteHasNationalNumber,
+}
+
+impl EngineError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownSession => "session_not_found",
+            Self::SessionEnded => "session_ended",
+            Self::UnknownUseCase => "unknown_use_case",
+            Self::ReadFailed(_) => "card_not_read",
+            Self::AdviceNotAsked => "advice_not_asked",
+            Self::OutcomeAlreadyRecorded => "outcome_already_recorded",
+            Self::DeviationRequired => "deviation_required",
+            Self::DeviationNotApplicable => "deviation_not_applicable",
+            Self::UnknownDeviationReason => "deviation_reason_unknown",
+            Self::NoteTooLong => "note_too_long",
+            Self::NoteHasNationalNumber => "note_has_national_number",
+        }
+    }
 }
 
 #[derive(Default)]
@@ -207,8 +245,8 @@ struct State {
     /// Readers whose card is present but unusable.
     reader_errors: HashMap<String, ReaderFault>,
     sessions: HashMap<Uuid, Arc<Session>>,
-    ended: VecDeque<Uuid>,
-    ended_set: HashSet<Uuid>,
+    /// The id of the last published event.
+    last_event: u64,
 }
 
 /// The engine, shared by the API.
@@ -221,18 +259,25 @@ struct Inner {
     settings: EngineSettings,
     backend: Arc<dyn CardBackend>,
     state: Mutex<State>,
-    events: broadcast::Sender<Arc<AgentEvent>>,
+    events: broadcast::Sender<Arc<Published>>,
     metrics: Arc<crate::metrics::Metrics>,
+    ids: SessionIds,
+}
+
+/// A panic while a lock was held is a bug; the data behind it stays consistent (every
+/// change is a single assignment or insertion), so keep serving.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Engine {
-    /// Starts following `source`; must be called inside a tokio runtime.
+    /// Starts following the readers of `backend`; must be called inside a tokio runtime.
     pub fn start(
         backend: Arc<dyn CardBackend>,
         settings: EngineSettings,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> std::io::Result<Self> {
-        let (events, _) = broadcast::channel(1024);
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
         let engine = Self {
             inner: Arc::new(Inner {
                 settings,
@@ -240,6 +285,7 @@ impl Engine {
                 state: Mutex::new(State::default()),
                 events,
                 metrics,
+                ids: SessionIds::new(),
             }),
         };
         let (sender, receiver) = std::sync::mpsc::channel();
@@ -264,8 +310,8 @@ impl Engine {
     }
 
     /// Events as they happen. Shared, not copied, between subscribers: with hundreds of
-    /// event streams each event is built (and serialised, see [`AgentEvent::json`]) once.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AgentEvent>> {
+    /// event streams each event is built (and serialised, see [`Published::json`]) once.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
         self.inner.events.subscribe()
     }
 
@@ -278,37 +324,33 @@ impl Engine {
     }
 
     pub fn readers(&self) -> Vec<ReaderView> {
-        let state = self.lock();
-        state
-            .readers
-            .iter()
-            .map(|(name, session)| {
-                let session_state = session
-                    .and_then(|id| state.sessions.get(&id))
-                    .map(|s| s.read_state());
-                let label = match (&session_state, state.reader_errors.get(name)) {
-                    (_, Some(_)) => "error",
-                    (Some(ReadState::Reading), _) => "reading",
-                    (Some(ReadState::Ready(_)), _) => "ready",
-                    (Some(ReadState::Failed(_)), _) => "error",
-                    (None, None) => "empty",
-                };
-                ReaderView {
-                    id: reader_id(name),
-                    name: name.clone(),
-                    state: label,
-                    session: *session,
-                }
-            })
-            .collect()
+        readers_of(&self.lock())
     }
 
-    /// The session, if it is active; `SessionEnded` if its card left.
-    pub fn session(&self, id: Uuid) -> Result<Arc<Session>, EngineError> {
+    /// Everything at once, consistent with the event ids: subscribe first, then take the
+    /// snapshot, then skip received events whose id is not above [`Snapshot::last_event`].
+    pub fn snapshot(&self) -> Snapshot {
         let state = self.lock();
-        match state.sessions.get(&id) {
-            Some(session) => Ok(session.clone()),
-            None if state.ended_set.contains(&id) => Err(EngineError::SessionEnded),
+        Snapshot {
+            last_event: state.last_event,
+            pcscd_up: state.pcscd_up,
+            readers: readers_of(&state),
+            sessions: state
+                .readers
+                .values()
+                .flatten()
+                .filter_map(|id| state.sessions.get(id).cloned())
+                .collect(),
+        }
+    }
+
+    /// The session, if it is active; `SessionEnded` if it was issued by this agent run and
+    /// its card left (however long ago); `UnknownSession` otherwise.
+    pub fn session(&self, id: Uuid) -> Result<Arc<Session>, EngineError> {
+        let active = self.lock().sessions.get(&id).cloned();
+        match active {
+            Some(session) => Ok(session),
+            None if self.inner.ids.issued(id) => Err(EngineError::SessionEnded),
             None => Err(EngineError::UnknownSession),
         }
     }
@@ -332,61 +374,164 @@ impl Engine {
         };
         let read = match result {
             Ok(ReadState::Ready(read)) => read,
-            Ok(ReadState::Failed(code)) => return Err(EngineError::ReadFailed(code)),
+            Ok(ReadState::Failed(fault)) => return Err(EngineError::ReadFailed(fault)),
             _ => return Err(EngineError::SessionEnded),
         };
-        let cell = {
-            let mut cells = session
-                .advice
-                .lock()
-                .map_err(|_| EngineError::SessionEnded)?;
-            cells.entry(use_case.id().to_owned()).or_default().clone()
-        };
+        let cell = lock(&session.advice)
+            .entry(use_case.id().to_owned())
+            .or_default()
+            .clone();
         let settings = &self.inner.settings;
-        let ask = cell.get_or_init(|| async {
-            let question = Question {
-                identity: &read.identity,
-                authentic: read.authenticity.authentic,
-                use_case: &use_case,
-                channel: settings.channel,
-                device_id: &settings.device_id,
-                today: OffsetDateTime::now_utc().date(),
-            };
-            let advice = decide(settings.advice.as_ref(), &question, settings.policy).await;
-            self.inner
-                .metrics
-                .advice(advice.decision(), advice.latency());
-            if let Some(number) = &read.identity.national_number {
-                let record = crate::audit::AdviceAsked {
-                    session: session.id,
-                    use_case: use_case.id().to_owned(),
-                    decision: audit_decision(advice.decision()),
-                    reason: advice.reason().map(|r| r.code().to_owned()),
-                    // The upstream's reason code is opaque and may say something about
-                    // the citizen's situation: not kept.
-                    upstream_reason: None,
-                    latency: advice.latency(),
+        let asked_here = std::sync::atomic::AtomicBool::new(false);
+        let ask = cell.get_or_init(|| {
+            asked_here.store(true, std::sync::atomic::Ordering::Relaxed);
+            async {
+                let question = Question {
+                    identity: &read.identity,
+                    authentic: read.authenticity.authentic,
+                    use_case: &use_case,
+                    channel: settings.channel,
+                    device_id: &settings.device_id,
+                    today: OffsetDateTime::now_utc().date(),
                 };
-                let digits = zeroize::Zeroizing::new(number.expose().to_owned());
-                self.record(move |log| log.advice(&record, &digits)).await;
-            }
-            let mut event = AgentEvent::new("advice", Some(&session.reader), Some(session.id));
-            event.use_case = Some(use_case.id().to_owned());
-            event.decision = Some(advice.decision());
-            self.emit(event);
-            Decided {
-                advice,
-                decided_at: OffsetDateTime::now_utc(),
+                let advice = decide(settings.advice.as_ref(), &question, settings.policy).await;
+                self.inner
+                    .metrics
+                    .advice(advice.decision(), advice.latency());
+                tracing::info!(
+                    session = %session.id,
+                    reader = %reader_id(&session.reader),
+                    use_case = use_case.id(),
+                    decision = %advice.decision(),
+                    reason = advice.reason().map(|r| r.code()),
+                    latency_ms = u64::try_from(advice.latency().as_millis()).unwrap_or(u64::MAX),
+                    "advice"
+                );
+                if let Some(number) = &read.identity.national_number {
+                    let record = crate::audit::AdviceAsked {
+                        session: session.id,
+                        use_case: use_case.id().to_owned(),
+                        decision: audit_decision(advice.decision()),
+                        reason: advice.reason().map(|r| r.to_string()),
+                        // The upstream's reason code is opaque and may say something about
+                        // the citizen's situation: not kept.
+                        upstream_reason: None,
+                        latency: advice.latency(),
+                    };
+                    let digits = zeroize::Zeroizing::new(number.expose().to_owned());
+                    self.record(move |log| log.advice(&record, &digits)).await;
+                }
+                Decided {
+                    advice,
+                    decided_at: OffsetDateTime::now_utc(),
+                }
             }
         });
         let decided = tokio::select! {
             decided = ask => decided.clone(),
             _ = alive.wait_for(|alive| !alive) => return Err(EngineError::SessionEnded),
         };
+        // Announced once, by the asker, after the advice is in the session: a snapshot
+        // taken before this event's id holds it or the event follows (never neither).
+        if asked_here.load(std::sync::atomic::Ordering::Relaxed) {
+            self.emit(EngineEvent::Advice {
+                reader: reader_id(&session.reader),
+                session: session.id,
+                use_case: use_case.id().to_owned(),
+                decision: decided.advice.decision(),
+            });
+        }
         if !session.is_alive() {
             return Err(EngineError::SessionEnded);
         }
         Ok(decided)
+    }
+
+    /// Records what the clerk finally decided on an advice of this session (once per use
+    /// case): checked against the advice and the configured deviation reasons, audited,
+    /// counted, announced, and sent to the rule service under the question's request id.
+    pub async fn record_outcome(
+        &self,
+        id: Uuid,
+        input: OutcomeInput,
+    ) -> Result<Recorded, EngineError> {
+        let session = self.session(id)?;
+        if self.inner.settings.catalogue.get(&input.use_case).is_none() {
+            return Err(EngineError::UnknownUseCase);
+        }
+        let decided = lock(&session.advice)
+            .get(&input.use_case)
+            .and_then(|cell| cell.get().cloned())
+            .ok_or(EngineError::AdviceNotAsked)?;
+        let advice = decided.advice.decision();
+        outcome::check(&input, advice, &self.inner.settings.counter)?;
+        let recorded = Recorded {
+            use_case: input.use_case,
+            advice,
+            decision: input.decision,
+            deviation: input.deviation,
+            recorded_at: OffsetDateTime::now_utc(),
+        };
+        {
+            let mut outcomes = lock(&session.outcomes);
+            if outcomes.contains_key(&recorded.use_case) {
+                return Err(EngineError::OutcomeAlreadyRecorded);
+            }
+            outcomes.insert(recorded.use_case.clone(), recorded.clone());
+        }
+        let reason = recorded.deviation.as_ref().map(|d| d.reason.as_str());
+        self.inner
+            .metrics
+            .outcome(&recorded.use_case, advice, recorded.decision, reason);
+        tracing::info!(
+            session = %session.id,
+            reader = %reader_id(&session.reader),
+            use_case = %recorded.use_case,
+            advice = %advice,
+            decision = recorded.decision.code(),
+            deviation = reason,
+            "staff decision"
+        );
+        let record = crate::audit::StaffDecisionRecord {
+            session: session.id,
+            use_case: recorded.use_case.clone(),
+            advice: audit_decision(advice),
+            decision: recorded.decision,
+            deviation: reason.map(str::to_owned),
+            note: recorded
+                .deviation
+                .as_ref()
+                .is_some_and(|d| d.note.is_some()),
+        };
+        self.record(move |log| log.staff_decision(&record)).await;
+        self.emit(EngineEvent::Outcome {
+            reader: reader_id(&session.reader),
+            session: session.id,
+            use_case: recorded.use_case.clone(),
+            decision: recorded.decision,
+        });
+        if let Some(request_id) = decided.advice.request_id() {
+            let feedback = OutcomeFeedback {
+                decision: recorded.decision,
+                deviation: recorded.deviation.clone(),
+            };
+            let engine = self.clone();
+            // Not tied to the session: the card may leave before the rule service answers.
+            tokio::spawn(async move {
+                let delivery = engine
+                    .inner
+                    .settings
+                    .advice
+                    .send_outcome(request_id, &feedback)
+                    .await;
+                engine.inner.metrics.outcome_delivery(delivery);
+            });
+        } else {
+            self.inner
+                .metrics
+                .outcome_delivery(OutcomeDelivery::NotSupported);
+        }
+        Ok(recorded)
     }
 
     /// Appends to the audit log, if there is one, off the async threads (each record is
@@ -403,24 +548,36 @@ impl Engine {
         let Some(log) = self.inner.settings.audit.clone() else {
             return;
         };
-        match tokio::task::spawn_blocking(move || write(&log)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::error!(%error, "audit record not written"),
-            Err(_) => tracing::error!("audit writer failed"),
+        let outcome = tokio::task::spawn_blocking(move || write(&log)).await;
+        let failed = match outcome {
+            Ok(Ok(_)) => false,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "audit record not written");
+                true
+            }
+            Err(_) => {
+                tracing::error!("audit writer failed");
+                true
+            }
+        };
+        if failed {
+            self.inner.metrics.audit_write_failed();
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding the lock is a bug; the state itself stays consistent
-        // (every change is a single assignment), so keep serving.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.inner.state)
     }
 
-    fn emit(&self, event: AgentEvent) {
-        let _ = self.inner.events.send(Arc::new(event));
+    /// Publishes `event` with the next id. The id is taken under the state lock, the same
+    /// lock [`Engine::snapshot`] reads under, so a snapshot and the ids agree.
+    fn emit(&self, event: EngineEvent) {
+        let mut state = self.lock();
+        state.last_event += 1;
+        let _ = self
+            .inner
+            .events
+            .send(Arc::new(Published::new(state.last_event, event)));
     }
 
     fn on_reader_event(&self, event: ReaderEvent) {
@@ -428,13 +585,16 @@ impl Engine {
             ReaderEvent::ServiceUp => self.lock().pcscd_up = true,
             ReaderEvent::ServiceDown => {
                 self.lock().pcscd_up = false;
-                let mut event = AgentEvent::new("error", None, None);
-                event.code = Some("pcscd_down");
-                self.emit(event);
+                self.emit(EngineEvent::ReaderError {
+                    reader: None,
+                    code: ReaderFault::PcscdDown,
+                });
             }
             ReaderEvent::ReaderAdded { reader } => {
                 self.lock().readers.insert(reader.clone(), None);
-                self.emit(AgentEvent::new("reader-added", Some(&reader), None));
+                self.emit(EngineEvent::ReaderAdded {
+                    reader: reader_id(&reader),
+                });
             }
             ReaderEvent::ReaderRemoved { reader } => {
                 self.end_session_in(&reader);
@@ -442,7 +602,9 @@ impl Engine {
                 state.readers.remove(&reader);
                 state.reader_errors.remove(&reader);
                 drop(state);
-                self.emit(AgentEvent::new("reader-removed", Some(&reader), None));
+                self.emit(EngineEvent::ReaderRemoved {
+                    reader: reader_id(&reader),
+                });
             }
             ReaderEvent::CardInserted { reader, .. } => self.open_session(reader),
             ReaderEvent::CardRemoved { reader } => {
@@ -452,9 +614,10 @@ impl Engine {
             ReaderEvent::CardUnusable { reader, fault } => {
                 self.end_session_in(&reader);
                 self.lock().reader_errors.insert(reader.clone(), fault);
-                let mut event = AgentEvent::new("error", Some(&reader), None);
-                event.code = Some(fault.code());
-                self.emit(event);
+                self.emit(EngineEvent::ReaderError {
+                    reader: Some(reader_id(&reader)),
+                    code: fault,
+                });
             }
         }
     }
@@ -464,11 +627,12 @@ impl Engine {
         let (read, _) = watch::channel(ReadState::Reading);
         let (alive, _) = watch::channel(true);
         let session = Arc::new(Session {
-            id: Uuid::new_v4(),
+            id: self.inner.ids.issue(),
             reader: reader.clone(),
             read,
             alive,
             advice: Mutex::new(HashMap::new()),
+            outcomes: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
         });
         {
@@ -476,12 +640,11 @@ impl Engine {
             state.readers.insert(reader.clone(), Some(session.id));
             state.sessions.insert(session.id, session.clone());
         }
-        tracing::info!(session = %session.id, reader = %reader_id(&reader), "card inserted");
-        self.emit(AgentEvent::new(
-            "card-inserted",
-            Some(&reader),
-            Some(session.id),
-        ));
+        tracing::debug!(session = %session.id, reader = %reader_id(&reader), "card inserted");
+        self.emit(EngineEvent::CardInserted {
+            reader: reader_id(&reader),
+            session: session.id,
+        });
         // The read itself is not aborted on removal: it fails on its own as the card is
         // gone, and its result is dropped because the session has ended.
         let engine = self.clone();
@@ -506,13 +669,6 @@ impl Engine {
             Ok(Ok(job)) => {
                 let read = job.result;
                 self.inner.metrics.read(true, !read.authenticity.authentic);
-                tracing::info!(
-                    session = %session.id,
-                    apdus = read.stats.apdus,
-                    authentic = read.authenticity.authentic,
-                    ms = job.elapsed.as_millis() as u64,
-                    "card read"
-                );
                 ReadState::Ready(Arc::new(ReadResult {
                     applet: read.card_data.applet_version(),
                     identity: read.files.identity.clone(),
@@ -521,68 +677,67 @@ impl Engine {
             }
             Ok(Err(error)) => {
                 self.inner.metrics.read(false, false);
-                let fault = error.fault();
-                tracing::warn!(session = %session.id, code = fault.code(), "card read failed");
-                ReadState::Failed(fault)
+                ReadState::Failed(error.fault())
             }
             // The read's thread panicked: a bug, reported as the reader failing.
             Err(_) => ReadState::Failed(CardFault::Reader(ReaderFault::ReaderError)),
         };
+        let ready = match &state {
+            ReadState::Ready(read) => Some(read.clone()),
+            _ => None,
+        };
+        let fault = match &state {
+            ReadState::Failed(fault) => Some(*fault),
+            _ => None,
+        };
+        tracing::info!(
+            session = %session.id,
+            reader = %reader_id(&session.reader),
+            applet = ready.as_ref().map(|r| r.applet.to_string()),
+            authentic = ready.as_ref().map(|r| r.authenticity.authentic),
+            outcome = fault.map_or("read", CardFault::code),
+            "card session"
+        );
         let record = crate::audit::CardSession {
             session: session.id,
             reader: reader_id(&session.reader),
-            applet: match &state {
-                ReadState::Ready(read) => Some(read.applet.to_string()),
-                _ => None,
-            },
-            authentic: match &state {
-                ReadState::Ready(read) => Some(read.authenticity.authentic),
-                _ => None,
-            },
-            chip: match &state {
-                ReadState::Ready(read) => read.authenticity.chip.as_ref().map(|chip| {
-                    if chip.result == super::ChipVerdict::Genuine {
-                        crate::audit::ChipResult::Genuine
-                    } else {
-                        crate::audit::ChipResult::NotGenuine
-                    }
+            applet: ready.as_ref().map(|r| r.applet.to_string()),
+            authentic: ready.as_ref().map(|r| r.authenticity.authentic),
+            chip: ready
+                .as_ref()
+                .and_then(|r| r.authenticity.chip.as_ref())
+                .map(|chip| match chip.result {
+                    ChipVerdict::Genuine => crate::audit::ChipResult::Genuine,
+                    ChipVerdict::NotGenuine => crate::audit::ChipResult::NotGenuine,
                 }),
-                _ => None,
-            },
-            outcome: match &state {
-                ReadState::Failed(fault) => {
-                    crate::audit::ReadOutcome::Error(fault.code().to_owned())
-                }
-                _ => crate::audit::ReadOutcome::Ok,
+            outcome: match fault {
+                Some(fault) => crate::audit::ReadOutcome::Error(fault.code().to_owned()),
+                None => crate::audit::ReadOutcome::Ok,
             },
         };
         self.record(move |log| log.card_session(&record)).await;
-        let _ = session.read.send_replace(state.clone());
-        let event = match &state {
-            ReadState::Ready(read) => {
-                let mut event =
-                    AgentEvent::new("card-read", Some(&session.reader), Some(session.id));
-                event.authentic = Some(read.authenticity.authentic);
-                event
-            }
-            ReadState::Failed(fault) => {
-                let mut event = AgentEvent::new("error", Some(&session.reader), Some(session.id));
-                event.code = Some(fault.code());
-                event
-            }
-            ReadState::Reading => return,
-        };
-        self.emit(event);
-        if matches!(state, ReadState::Ready(_)) {
+        let _ = session.read.send_replace(state);
+        self.emit(match (&ready, fault) {
+            (Some(read), _) => EngineEvent::CardRead {
+                reader: reader_id(&session.reader),
+                session: session.id,
+                authentic: read.authenticity.authentic,
+            },
+            (None, Some(code)) => EngineEvent::CardError {
+                reader: reader_id(&session.reader),
+                session: session.id,
+                code,
+            },
+            (None, None) => return,
+        });
+        if ready.is_some() {
             for use_case in self.inner.settings.auto_advice.clone() {
                 let engine = self.clone();
                 let id = session.id;
                 let task = tokio::spawn(async move {
                     let _ = engine.advise(id, &use_case).await;
                 });
-                if let Ok(mut tasks) = session.tasks.lock() {
-                    tasks.push(task);
-                }
+                lock(&session.tasks).push(task);
             }
         }
     }
@@ -595,37 +750,52 @@ impl Engine {
             let Some(id) = state.readers.get_mut(reader).and_then(Option::take) else {
                 return;
             };
-            let session = state.sessions.remove(&id);
-            state.ended.push_back(id);
-            state.ended_set.insert(id);
-            while state.ended.len() > ENDED_MEMORY {
-                if let Some(old) = state.ended.pop_front() {
-                    state.ended_set.remove(&old);
-                }
-            }
-            session
+            state.sessions.remove(&id)
         };
         if let Some(session) = ended {
             let _ = session.alive.send_replace(false);
-            if let Ok(mut tasks) = session.tasks.lock() {
-                for task in tasks.drain(..) {
-                    task.abort();
-                }
+            for task in lock(&session.tasks).drain(..) {
+                task.abort();
             }
-            tracing::info!(session = %session.id, "card removed; session ended");
-            self.emit(AgentEvent::new(
-                "card-removed",
-                Some(reader),
-                Some(session.id),
-            ));
+            tracing::debug!(session = %session.id, "card removed; session ended");
+            self.emit(EngineEvent::CardRemoved {
+                reader: reader_id(reader),
+                session: session.id,
+            });
         }
     }
 }
 
-fn audit_decision(decision: crate::advice::Decision) -> crate::audit::Decision {
+fn readers_of(state: &State) -> Vec<ReaderView> {
+    state
+        .readers
+        .iter()
+        .map(|(name, session)| {
+            let read = session
+                .and_then(|id| state.sessions.get(&id))
+                .map(|s| s.read_state());
+            let (view_state, error) = match (&read, state.reader_errors.get(name)) {
+                (_, Some(fault)) => (ReaderState::Error, Some(CardFault::Reader(*fault))),
+                (Some(ReadState::Reading), _) => (ReaderState::Reading, None),
+                (Some(ReadState::Ready(_)), _) => (ReaderState::Ready, None),
+                (Some(ReadState::Failed(fault)), _) => (ReaderState::Error, Some(*fault)),
+                (None, None) => (ReaderState::Empty, None),
+            };
+            ReaderView {
+                id: reader_id(name),
+                name: name.clone(),
+                state: view_state,
+                session: *session,
+                error,
+            }
+        })
+        .collect()
+}
+
+fn audit_decision(decision: Decision) -> crate::audit::Decision {
     match decision {
-        crate::advice::Decision::Eligible => crate::audit::Decision::Eligible,
-        crate::advice::Decision::NotEligible => crate::audit::Decision::NotEligible,
-        crate::advice::Decision::Unknown => crate::audit::Decision::Unknown,
+        Decision::Eligible => crate::audit::Decision::Eligible,
+        Decision::NotEligible => crate::audit::Decision::NotEligible,
+        Decision::Unknown => crate::audit::Decision::Unknown,
     }
 }

@@ -7,6 +7,9 @@
 mod authenticity;
 mod decide;
 mod engine;
+mod events;
+mod ids;
+mod outcome;
 mod read;
 
 pub use authenticity::{
@@ -15,7 +18,9 @@ pub use authenticity::{
 };
 pub use decide::{decide, refusal, CardPolicy, Question};
 pub use engine::{
-    reader_id, AgentEvent, Decided, Engine, EngineError, EngineSettings, ReadResult, ReadState,
-    ReaderView, Session, SimulationError,
+    reader_id, Decided, Engine, EngineError, EngineSettings, ReadResult, ReadState, ReaderState,
+    ReaderView, Session, SimulationError, Snapshot,
 };
+pub use events::{EngineEvent, Published};
+pub use outcome::{CounterCatalogue, DeviationReason, OutcomeInput, Recorded, MAX_NOTE_CHARS};
 pub use read::{on_card, read_and_verify, CardRead};

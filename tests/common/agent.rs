@@ -138,12 +138,13 @@ pub struct Events {
     buffer: String,
 }
 
-/// How long any one event may take to come.
+/// How long any one awaited event may take to come (keep-alives do not count).
 const EVENT_WAIT: Duration = Duration::from_secs(20);
 
 impl Events {
-    /// The next event: its name and data.
+    /// The next event: its name and data. Fails after [`EVENT_WAIT`] without one.
     pub async fn next(&mut self) -> (String, Value) {
+        let deadline = tokio::time::Instant::now() + EVENT_WAIT;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
@@ -154,7 +155,7 @@ impl Events {
                 }
                 continue;
             }
-            let chunk = tokio::time::timeout(EVENT_WAIT, self.response.chunk())
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
                 .await
                 .unwrap_or_else(|_| panic!("no event within {EVENT_WAIT:?}: {}", self.buffer))
                 .unwrap()
@@ -163,14 +164,20 @@ impl Events {
         }
     }
 
-    /// Skips to the next event with this name.
+    /// Skips to the next event with this name; fails if it does not come within
+    /// [`EVENT_WAIT`] of the call, whatever else comes meanwhile.
     pub async fn until(&mut self, name: &str) -> Value {
-        loop {
-            let (event, data) = self.next().await;
-            if event == name {
-                return data;
+        let wait = async {
+            loop {
+                let (event, data) = self.next().await;
+                if event == name {
+                    return data;
+                }
             }
-        }
+        };
+        tokio::time::timeout(EVENT_WAIT, wait)
+            .await
+            .unwrap_or_else(|_| panic!("no {name} event within {EVENT_WAIT:?}"))
     }
 
     /// Every event of `session` up to and including its `card-removed`.
@@ -189,7 +196,7 @@ impl Events {
         }
     }
 
-    /// The code of `session`'s `error` event; it must come before its advice or its end.
+    /// The code of `session`'s `card-error` event; it must come before its advice or its end.
     pub async fn error_of(&mut self, session: &str) -> String {
         loop {
             let (event, data) = self.next().await;
@@ -197,7 +204,7 @@ impl Events {
                 continue;
             }
             match event.as_str() {
-                "error" => return data["code"].as_str().unwrap().to_owned(),
+                "card-error" => return data["code"].as_str().unwrap().to_owned(),
                 "advice" | "card-removed" => panic!("{event} before an error: {data}"),
                 _ => {}
             }

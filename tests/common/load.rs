@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use beid_agent::advice::{self as rules, SimulatedSettings, UpstreamSettings};
 use beid_agent::api::{self, AppState, Client, Clients, Scope};
 use beid_agent::metrics::Metrics;
-use beid_agent::session::{Engine, EngineSettings};
+use beid_agent::session::{Engine, EngineEvent, EngineSettings};
 use beid_agent::sim::SimulatedReaders;
 use tokio::sync::watch;
 
@@ -64,7 +64,9 @@ impl LoadReport {
             .iter()
             .filter(|counts| {
                 counts.values().sum::<usize>() != self.expected_events
-                    || counts.contains_key("error")
+                    || counts.contains_key("card-error")
+                    || counts.contains_key("reader-error")
+                    || counts.contains_key("events-missed")
             })
             .count()
     }
@@ -166,7 +168,10 @@ async fn subscribe(
                 buffer.push_str(&String::from_utf8_lossy(&chunk));
                 while let Some(end) = buffer.find("\n\n") {
                     let block: String = buffer.drain(..end + 2).collect();
-                    if let Some(name) = block.lines().find_map(|l| l.strip_prefix("event: ")) {
+                    // The snapshot that opens every stream is not one of the counted
+                    // card events.
+                    let name = block.lines().find_map(|l| l.strip_prefix("event: "));
+                    if let Some(name) = name.filter(|name| *name != "snapshot") {
                         *counts.entry(name.to_owned()).or_default() += 1;
                     }
                 }
@@ -259,16 +264,16 @@ pub async fn run(spec: LoadSpec) -> LoadReport {
                 };
                 simulator.insert(Some(reader), card).unwrap();
                 let decision = loop {
-                    let event = events.recv().await.unwrap();
-                    if event.name == "advice" {
-                        break format!("{:?}", event.decision.unwrap());
+                    let published = events.recv().await.unwrap();
+                    if let EngineEvent::Advice { decision, .. } = &published.event {
+                        break format!("{decision:?}");
                     }
                 };
                 *decisions.entry((card.to_owned(), decision)).or_default() += 1;
                 simulator.remove(Some(reader)).unwrap();
                 loop {
-                    let event = events.recv().await.unwrap();
-                    if event.name == "card-removed" {
+                    let published = events.recv().await.unwrap();
+                    if published.event.name() == "card-removed" {
                         break;
                     }
                 }

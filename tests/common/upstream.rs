@@ -222,6 +222,10 @@ struct Shared {
     handshake_failures: AtomicUsize,
     bodies: Mutex<Vec<Bytes>>,
     content_types: Mutex<Vec<String>>,
+    /// Outcomes received: the path's request id and the body.
+    outcomes: Mutex<Vec<(String, serde_json::Value)>>,
+    /// Statuses to answer the next outcomes with (then 204).
+    outcome_statuses: Mutex<VecDeque<u16>>,
 }
 
 /// A running upstream. Stops when dropped.
@@ -252,6 +256,10 @@ impl Upstream {
         let app = Router::new()
             .route("/v1/eligibility-checks", post(answer))
             .route("/v1/health", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/v1/eligibility-checks/{request_id}/outcome",
+                post(take_outcome),
+            )
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -292,6 +300,20 @@ impl Upstream {
             .iter()
             .map(|body| serde_json::from_slice(body).unwrap())
             .collect()
+    }
+
+    /// Every outcome received: the request id of its path, and its body.
+    pub fn outcomes(&self) -> Vec<(String, serde_json::Value)> {
+        self.shared.outcomes.lock().unwrap().clone()
+    }
+
+    /// Answer the next outcomes with these statuses (then 204).
+    pub fn outcome_statuses(&self, statuses: &[u16]) {
+        self.shared
+            .outcome_statuses
+            .lock()
+            .unwrap()
+            .extend(statuses.iter().copied());
     }
 
     /// Every request's Content-Type.
@@ -338,6 +360,17 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+async fn take_outcome(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(request_id): axum::extract::Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    shared.outcomes.lock().unwrap().push((request_id, body));
+    let status = shared.outcome_statuses.lock().unwrap().pop_front();
+    StatusCode::from_u16(status.unwrap_or(204)).unwrap()
+}
+
 async fn answer(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -377,6 +410,7 @@ async fn answer(
             "decision": decision,
             "reasonCode": "TEST-1",
             "validUntil": "2026-12-31",
+            "basis": "entitlement_rule",
         })),
         Reply::WrongRequestId => json(serde_json::json!({
             "requestId": uuid::Uuid::new_v4().to_string(),

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::national_number::NationalNumber;
 
 /// Where the citizen stands: at a counter with a clerk, or alone at a kiosk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// A counter PC operated by a clerk.
@@ -80,7 +80,7 @@ fn parse_national_number<'de, D: Deserializer<'de>>(
 /// the service could not decide (a source down, a blocked card) and why, in `reasonCode`,
 /// without counting as a failure of the service itself. Any other value is `unknown` at the
 /// agent too: never a "no".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AnswerDecision {
     Eligible,
@@ -90,7 +90,7 @@ pub enum AnswerDecision {
 
 /// What a decision rests on, so the clerk can weigh it: a registry's status is not a
 /// decision on entitlement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Basis {
     /// The city's rules on authentic sources decided entitlement.
@@ -142,7 +142,7 @@ pub struct EligibilityAnswer {
 }
 
 /// The clerk's final decision on a use case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StaffDecision {
     Granted,
@@ -160,7 +160,7 @@ impl StaffDecision {
 }
 
 /// Why the clerk decided other than the advice (or decided on an `unknown` advice).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Deviation {
     /// One of the configured deviation reasons (`recently_moved`, ...).
@@ -172,7 +172,7 @@ pub struct Deviation {
 
 /// `POST /v1/eligibility-checks/{requestId}/outcome`: what the clerk finally decided. No
 /// national number: the request id ties it to the question.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutcomeFeedback {
     pub decision: StaffDecision,

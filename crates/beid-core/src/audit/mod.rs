@@ -49,6 +49,8 @@
 //!   latency_ms, pseudonym = hex HMAC-SHA256(secret, the 11 ASCII digits of the national
 //!   number);
 //! - `api_request` ([`ApiRequest`]): client, method, route template, status, session;
+//! - `staff_decision` ([`StaffDecisionRecord`]): session, use case, the advice, the clerk's
+//!   decision, the deviation reason, whether a note was added (not the note);
 //! - `recovered_tail` ([`RecoveredTail`]): offset, length, sha256 of crash debris.
 //!
 //! # Crashes, truncation and the head file
@@ -120,7 +122,8 @@ pub use error::{AuditError, Inconsistency};
 pub use head::head_path;
 pub use record::{
     AdviceAsked, AdviceRecord, AgentStarted, ApiRequest, CardSession, ChainHead, ChipResult,
-    Decision, Event, Pseudonym, ReadOutcome, Record, RecoveredTail, Sha256, GENESIS, MAX_LINE,
+    Decision, Event, Pseudonym, ReadOutcome, Record, RecoveredTail, Sha256, StaffDecisionRecord,
+    GENESIS, MAX_LINE,
 };
 pub use verify::{
     verify, verify_bytes_with_head, Finding, Fragment, HeadStatus, Problem, Verdict, VerifyReport,

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::error::AuditError;
+use crate::contract::StaffDecision;
 
 /// The longest line (record and its newline) the log writes. Records are a few hundred bytes;
 /// the limit only stops a caller from writing a megabyte of reader name.
@@ -142,6 +143,7 @@ pub enum Event {
     CardSession(CardSession),
     Advice(AdviceRecord),
     ApiRequest(ApiRequest),
+    StaffDecision(StaffDecisionRecord),
     /// Written by the log itself, never by callers: seals bytes a crash left after the last
     /// whole record (see the module documentation).
     RecoveredTail(RecoveredTail),
@@ -273,6 +275,25 @@ pub struct ApiRequest {
     /// The card session the request was about, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<Uuid>,
+}
+
+/// `staff_decision`: what the clerk finally decided on an advice. Tied to the citizen only
+/// through the session (whose `advice` record carries the pseudonym); the clerk's note is
+/// not kept here (free text: it goes to the rule service, which asked for it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffDecisionRecord {
+    pub session: Uuid,
+    pub use_case: String,
+    /// The advice decided on.
+    pub advice: Decision,
+    /// `granted` or `not_granted`.
+    pub decision: StaffDecision,
+    /// The deviation reason's id, when the decision deviates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deviation: Option<String>,
+    /// Whether the clerk added a note.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub note: bool,
 }
 
 /// `recovered_tail`: the `length` bytes at byte `offset` of the log file are what a crash left

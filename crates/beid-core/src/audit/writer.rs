@@ -13,7 +13,8 @@ use super::error::{io_error, AuditError, Inconsistency};
 use super::head::{self, head_path, head_tmp_path, HeadFile};
 use super::record::{
     check_line, encode, AdviceAsked, AdviceRecord, AgentStarted, ApiRequest, CardSession,
-    ChainHead, Checked, Event, Pseudonym, RecoveredTail, Sha256, GENESIS, MAX_LINE,
+    ChainHead, Checked, Event, Pseudonym, RecoveredTail, Sha256, StaffDecisionRecord, GENESIS,
+    MAX_LINE,
 };
 use super::secret::{parent, Secret};
 
@@ -129,6 +130,11 @@ impl AuditLog {
     ) -> Result<ChainHead, AuditError> {
         let pseudonym = self.pseudonym(national_number);
         self.append(&Event::Advice(AdviceRecord::new(asked, pseudonym)))
+    }
+
+    /// `staff_decision`.
+    pub fn staff_decision(&self, record: &StaffDecisionRecord) -> Result<ChainHead, AuditError> {
+        self.append(&Event::StaffDecision(record.clone()))
     }
 
     /// `api_request`.

@@ -524,31 +524,10 @@ impl Config {
     }
 
     /// The built-in Belgian roots plus `[trust] extra_roots` (PEM or DER).
-    pub fn trust_store(&self) -> Result<crate::trust::TrustStore, ConfigError> {
+    pub fn trust_store(&self) -> Result<crate::trust::TrustStore, crate::trust::TrustError> {
         let mut store = crate::trust::TrustStore::production();
         for path in &self.trust.extra_roots {
-            let invalid = |why: String| ConfigError::Invalid {
-                problems: vec![ConfigProblem {
-                    key: "trust.extra_roots".into(),
-                    line: None,
-                    kind: ProblemKind::Invalid(format!("{}: {why}", path.display())),
-                }],
-            };
-            let bytes = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
-            let ders: Vec<Vec<u8>> = if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-                advice::read_certificates("root certificate", path)
-                    .map_err(|e| invalid(e.to_string()))?
-                    .iter()
-                    .map(|der| der.to_vec())
-                    .collect()
-            } else {
-                vec![bytes]
-            };
-            for der in ders {
-                store = store
-                    .with_extra_root(&der)
-                    .map_err(|e| invalid(e.to_string()))?;
-            }
+            store = store.with_extra_root_file(path)?;
         }
         Ok(store)
     }
@@ -723,24 +702,15 @@ impl UpstreamConfig {
         let key = file("client_key", &self.client_key);
         let ca = file("ca_bundle", &self.ca_bundle);
 
-        let chain = cert.and_then(|path| {
-            checker.pem(
-                TABLE,
-                "client_cert",
-                advice::read_certificates("client certificate", &path),
-            )
-        });
-        let private_key = key
-            .as_ref()
-            .and_then(|path| checker.pem(TABLE, "client_key", advice::read_private_key(path)));
-        if let Some(path) = ca {
-            checker.pem(TABLE, "ca_bundle", advice::read_roots(&path));
+        if let (Some(cert), Some(key)) = (cert, key) {
+            let result = crate::pem::read_client_identity(&cert, &key);
+            checker.pem(TABLE, "client_key", result.map_err(AdviceError::from));
         }
-        if let (Some(chain), Some(private_key), Some(path)) = (chain, private_key, key) {
+        if let Some(path) = ca {
             checker.pem(
                 TABLE,
-                "client_key",
-                advice::check_client_key(&chain, &private_key, &path),
+                "ca_bundle",
+                crate::pem::read_roots(&path).map_err(AdviceError::from),
             );
         }
     }
@@ -808,8 +778,8 @@ impl TrustConfig {
             };
             let is_pem = bytes.windows(11).any(|w| w == b"-----BEGIN ");
             if is_pem {
-                if let Err(error) = advice::read_certificates("root certificate", path) {
-                    checker.report("trust", &key, pem_kind(path, &error));
+                if let Err(error) = crate::pem::read_certificates("root certificate", path) {
+                    checker.report("trust", &key, pem_kind(path, &AdviceError::from(error)));
                 }
             } else if bytes.first() != Some(&0x30) {
                 let why = "is neither a PEM nor a DER certificate".to_owned();
@@ -868,14 +838,7 @@ impl Checker<'_> {
         match result {
             Ok(value) => Some(value),
             Err(error) => {
-                let path = match &error {
-                    AdviceError::Read { path, .. }
-                    | AdviceError::Pem { path, .. }
-                    | AdviceError::NoPemItem { path, .. }
-                    | AdviceError::Certificate { path, .. }
-                    | AdviceError::ClientKey { path, .. } => path.clone(),
-                    _ => PathBuf::new(),
-                };
+                let path = PathBuf::new();
                 self.report(table, key, pem_kind(&path, &error));
                 None
             }
@@ -884,18 +847,7 @@ impl Checker<'_> {
 }
 
 fn pem_kind(path: &Path, error: &AdviceError) -> ProblemKind {
-    let why = match error {
-        AdviceError::Read { source, .. } => {
-            return ProblemKind::FileUnreadable(path.to_owned(), source.to_string())
-        }
-        AdviceError::NoPemItem { what, .. } => format!("holds no PEM item usable as {what}"),
-        AdviceError::Pem { what, source, .. } => format!("not usable as {what}: {source}"),
-        AdviceError::Certificate { source, .. } => format!("unusable certificate: {source}"),
-        AdviceError::ClientKey { source, .. } => {
-            format!("the key does not fit the client certificate: {source}")
-        }
-        other => other.to_string(),
-    };
+    let why = error.to_string();
     ProblemKind::BadPem(path.to_owned(), why)
 }
 

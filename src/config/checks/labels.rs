@@ -72,18 +72,11 @@ fn check_deviation_reasons(checker: &mut Checker<'_>, sections: &Sections) {
 
 /// Every language has a label: the kiosk and the clerk's page speak all four.
 fn check_labels(checker: &mut Checker<'_>, path: &KeyPath, labels: &Labels) {
-    for (language, label) in [
-        ("nl", &labels.nl),
-        ("fr", &labels.fr),
-        ("de", &labels.de),
-        ("en", &labels.en),
-    ] {
-        if label.trim().is_empty() {
-            checker.report(
-                path.key(language),
-                ProblemKind::invalid("must not be blank"),
-            );
-        }
+    for language in labels.blank() {
+        checker.report(
+            path.key(language.code()),
+            ProblemKind::invalid("must not be blank"),
+        );
     }
 }
 

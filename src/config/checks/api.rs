@@ -87,8 +87,11 @@ fn check_token_file(
     let key = path.key("token_file");
     let file = canonical(&client.token_file);
     if let Some(first) = seen.iter().find(|s| s.token_file == file) {
-        let first = first.key.clone();
-        checker.report(key, ProblemKind::SharedTokenFile { first });
+        // A client written twice is one mistake, told once: as the duplicate name.
+        if first.name != client.name {
+            let first = first.key.clone();
+            checker.report(key, ProblemKind::SharedTokenFile { first });
+        }
         return None;
     }
     if !checker.readable_file(&key, &client.token_file) {

@@ -8,6 +8,7 @@ pub mod beid;
 pub mod cli;
 pub mod config;
 pub mod metrics;
+pub mod pem;
 pub mod reader;
 pub mod session;
 pub mod sim;

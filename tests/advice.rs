@@ -180,7 +180,7 @@ fn config_check_names_the_key_and_the_line() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
-        "[upstream]\nkind = \"http\"\nurl = \"http://rules.example/\"\nclient_cert = \"missing.pem\"\n\
+        "[upstream]\nkind = \"http\"\nurl = \"http://rules.gent.be/\"\nclient_cert = \"missing.pem\"\n\
          client_key = \"missing.key\"\nca_bundle = \"missing-ca.pem\"\n\n[device]\nid = \"balie-3\"\nchannel = \"counter\"\n",
     )
     .unwrap();
@@ -188,9 +188,21 @@ fn config_check_names_the_key_and_the_line() {
         .args(["config", "check"])
         .arg(&bad));
     assert_eq!(output.status.code(), Some(12));
-    let text = stderr(&output);
-    assert!(text.contains("line 3: upstream.url"), "{text}");
-    assert!(text.contains("upstream.client_cert"), "{text}");
+    // One problem a line, each `FILE:LINE: KEY: what (hint)`.
+    let text = common::stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    let at = |line: usize, key: &str| format!("{}:{line}: {key}: ", bad.display());
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with(&at(3, "upstream.url")), "{text}");
+    assert!(
+        lines[1].starts_with(&at(4, "upstream.client_cert")),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with(&at(5, "upstream.client_key")),
+        "{text}"
+    );
+    assert!(lines[3].starts_with(&at(6, "upstream.ca_bundle")), "{text}");
 
     let good = write_config(dir.path(), "[upstream]\nkind = \"simulated\"\n");
     let output = run(Command::new(common::AGENT)

@@ -19,7 +19,7 @@ use common::{run, stderr, stdout, Pcscd, AGENT};
 use serde_json::Value;
 use upstream::{Pki, Reply, Upstream};
 
-const TOKEN: &str = "counter-token-0123456789-0123456789-0123";
+const TOKEN: &str = "5c1e9a0f7b3d2e8c4a6f1b9d0e7c3a5f8b2d4e6a1c9f0b7e3d5a2c8f6e4b1d09";
 
 /// Runs `diagnose --json` with these extra arguments; its exit code and report.
 fn diagnose(mut command: Command, args: &[&str]) -> (Option<i32>, Value) {
@@ -325,7 +325,7 @@ async fn a_healthy_counter_passes_and_its_support_bundle_holds_no_personal_data(
     let pcscd = Pcscd::start();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    common::write_secret(&dir.path().join("token"), TOKEN);
     let port = common::free_port();
     let root = common::fixtures().join("test-pki/eid-test-root-ca.crt");
     let config = write_config(

@@ -298,12 +298,13 @@ fn the_polkit_rule_grants_the_agent_user_exactly_the_two_pcscd_actions() {
 // The shipped configuration
 
 #[test]
-fn the_shipped_config_lacks_only_the_files_the_city_provides() {
+fn the_shipped_config_lacks_only_what_the_city_provides() {
     let config = repo("packaging/config.toml");
     let text = std::fs::read_to_string(&config).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
     // The files it names (uncommented `key = "/etc/beid-agent/..."` lines).
-    let named: Vec<(String, PathBuf)> = text
-        .lines()
+    let named: Vec<(String, PathBuf)> = lines
+        .iter()
         .filter(|line| !line.trim_start().starts_with('#'))
         .filter_map(|line| {
             let (key, value) = line.split_once('=')?;
@@ -319,32 +320,48 @@ fn the_shipped_config_lacks_only_the_files_the_city_provides() {
         "the files a city provides"
     );
 
-    let output = run(Command::new(AGENT).arg("config").arg("check").arg(&config));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let reported: Vec<&str> = stderr.lines().collect();
+    let output = run(Command::new(AGENT)
+        .args(["config", "check", "--json"])
+        .arg(&config));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let problems = report["problems"].as_array().unwrap();
+    // What the city must fill in: the placeholders, and the files that are not there yet.
+    let placeholders = ["upstream.url", "device.id", "api.clients[0].origins[0]"];
     let absent: Vec<&PathBuf> = named
         .iter()
         .map(|(_, path)| path)
         .filter(|path| !path.exists())
         .collect();
     assert_eq!(
-        reported.len(),
-        absent.len(),
-        "one problem per absent file, nothing else:\n{stderr}"
+        problems.len(),
+        placeholders.len() + absent.len(),
+        "the placeholders and one problem per absent file, nothing else: {report:#}"
     );
-    for (line, path) in reported.iter().zip(&absent) {
+    for problem in problems {
+        let key = problem["key"].as_str().unwrap();
+        let why = problem["problem"].as_str().unwrap();
+        let line = problem["line"].as_u64().unwrap() as usize;
+        let leaf = key.rsplit('.').next().unwrap().split('[').next().unwrap();
         assert!(
-            line.ends_with(&format!("file {} does not exist", path.display())),
-            "{line}"
+            lines[line - 1].trim_start().starts_with(leaf),
+            "{key} placed on line {line}: {:?}",
+            lines[line - 1]
         );
+        assert_eq!(problem["file"], config.display().to_string());
+        if placeholders.contains(&key) {
+            assert_eq!(why, "is still the template's placeholder", "{problem}");
+        } else {
+            assert!(
+                absent
+                    .iter()
+                    .any(|path| why == format!("file {} does not exist", path.display())),
+                "{problem}"
+            );
+        }
+        assert!(!problem["hint"].as_str().unwrap().is_empty(), "{problem}");
     }
-    assert_eq!(
-        output.status.success(),
-        absent.is_empty(),
-        "exit status {} with {} absent file(s)",
-        output.status,
-        absent.len()
-    );
+    assert_eq!(report["ok"], false);
+    assert_eq!(output.status.code(), Some(12));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -640,6 +657,7 @@ fn the_debian_package_installs_everything_and_enables_but_never_first_starts_the
         "copyright",
         "README.md",
         "docs/local-api.md",
+        "docs/configuration.md",
         "docs/upstream-openapi.yaml",
         "hardware/readers.md",
         "hardware/cards.md",

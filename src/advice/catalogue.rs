@@ -35,7 +35,26 @@ pub struct Labels {
     pub en: String,
 }
 
+impl Language {
+    /// Its code, as in configuration keys and `Accept-Language`: `nl`, `fr`, `de`, `en`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Nl => "nl",
+            Self::Fr => "fr",
+            Self::De => "de",
+            Self::En => "en",
+        }
+    }
+}
+
 impl Labels {
+    /// The languages whose label is blank: every language needs one.
+    pub fn blank(&self) -> impl Iterator<Item = Language> + '_ {
+        [Language::Nl, Language::Fr, Language::De, Language::En]
+            .into_iter()
+            .filter(|language| self.get(*language).trim().is_empty())
+    }
+
     /// The label in this language.
     pub fn get(&self, language: Language) -> &str {
         match language {
@@ -147,16 +166,14 @@ impl Catalogue {
                     bad("rule", "must be non-empty and without spaces");
                 }
             }
-            let labels = &use_case.labels;
-            for (field, label) in [
-                ("labels.nl", &labels.nl),
-                ("labels.fr", &labels.fr),
-                ("labels.de", &labels.de),
-                ("labels.en", &labels.en),
-            ] {
-                if label.trim().is_empty() {
-                    bad(field, "must not be blank");
-                }
+            for language in use_case.labels.blank() {
+                let field = match language {
+                    Language::Nl => "labels.nl",
+                    Language::Fr => "labels.fr",
+                    Language::De => "labels.de",
+                    Language::En => "labels.en",
+                };
+                bad(field, "must not be blank");
             }
             if use_case.channels.is_empty() {
                 bad("channels", "must name at least one channel");

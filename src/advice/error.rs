@@ -21,45 +21,9 @@ pub enum AdviceError {
         #[source]
         source: std::io::Error,
     },
-    /// A PEM file could not be parsed.
-    #[error("the {what} file {} is not usable PEM: {source}", path.display())]
-    Pem {
-        /// What the file is for.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The PEM error.
-        #[source]
-        source: rustls::pki_types::pem::Error,
-    },
-    /// A PEM file holds no item of the kind wanted (no certificate, no private key).
-    #[error("the {what} file {} holds no PEM item usable as {what}", path.display())]
-    NoPemItem {
-        /// What the file is for.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-    },
-    /// A certificate could not be used (not a valid X.509 certificate for rustls).
-    #[error("the {what} file {} holds a certificate that cannot be used: {source}", path.display())]
-    Certificate {
-        /// What the file is for.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The rustls error.
-        #[source]
-        source: rustls::Error,
-    },
-    /// The client key does not belong to the client certificate, or cannot be used.
-    #[error("the client key {} does not fit the client certificate: {source}", path.display())]
-    ClientKey {
-        /// The key file.
-        path: PathBuf,
-        /// The rustls error.
-        #[source]
-        source: rustls::Error,
-    },
+    /// The client certificate, its key or the CA bundle cannot be used.
+    #[error(transparent)]
+    Credentials(#[from] crate::pem::PemError),
     /// The TLS configuration could not be built.
     #[error("cannot build the TLS configuration: {0}")]
     Tls(#[source] rustls::Error),

@@ -24,7 +24,7 @@
 //! case, channel, device id, status, reason and latency.
 
 use std::error::Error as StdError;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,8 +33,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use beid_core::contract::{AnswerDecision, Basis, EligibilityCheck, OutcomeFeedback};
 use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
-use rustls::pki_types::pem::{Error as PemError, PemObject};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use time::{Date, OffsetDateTime};
 use tokio::time::Instant;
@@ -49,6 +47,7 @@ use super::{
     random_fraction, AdviceFuture, AdviceService, OutcomeDelivery, OutcomeFuture, ServiceKind,
     ServiceStatus,
 };
+use crate::pem;
 
 /// The path of the contract's one operation, relative to the base URL.
 pub const ELIGIBILITY_CHECKS_PATH: &str = "v1/eligibility-checks";
@@ -482,16 +481,14 @@ pub(crate) fn client(
 ) -> Result<reqwest::Client, AdviceError> {
     let probe = purpose == ClientUse::Probe;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = read_roots(&settings.ca_bundle)?;
-    let chain = read_certificates("client certificate", &settings.client_cert)?;
-    let key = read_private_key(&settings.client_key)?;
-    check_client_key(&chain, &key, &settings.client_key)?;
+    let roots = pem::read_roots(&settings.ca_bundle)?;
+    let identity = pem::read_client_identity(&settings.client_cert, &settings.client_key)?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(AdviceError::Tls)?
         .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .map_err(|source| AdviceError::ClientKey {
+        .with_client_auth_cert(identity.chain, identity.key)
+        .map_err(|source| pem::PemError::KeyMismatch {
             path: settings.client_key.clone(),
             source,
         })?;
@@ -681,75 +678,6 @@ pub(crate) fn endpoint(base: &Url) -> Result<Url, AdviceError> {
     }
     base.join(ELIGIBILITY_CHECKS_PATH)
         .map_err(|_| refuse("cannot be joined with the contract's path"))
-}
-
-fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, AdviceError> {
-    std::fs::read(path).map_err(|source| AdviceError::Read {
-        what,
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// All certificates of a PEM file (at least one).
-pub(crate) fn read_certificates(
-    what: &'static str,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, AdviceError> {
-    let pem = read_file(what, path)?;
-    let certificates = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| pem_error(what, path, source))?;
-    if certificates.is_empty() {
-        return Err(pem_error(what, path, PemError::NoItemsFound));
-    }
-    Ok(certificates)
-}
-
-/// The CA bundle as a root store (at least one usable certificate, all must be usable).
-pub(crate) fn read_roots(path: &Path) -> Result<rustls::RootCertStore, AdviceError> {
-    const WHAT: &str = "CA bundle";
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in read_certificates(WHAT, path)? {
-        roots
-            .add(certificate)
-            .map_err(|source| AdviceError::Certificate {
-                what: WHAT,
-                path: path.to_owned(),
-                source,
-            })?;
-    }
-    Ok(roots)
-}
-
-/// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
-pub(crate) fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, AdviceError> {
-    const WHAT: &str = "client key";
-    let pem = read_file(WHAT, path)?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|source| pem_error(WHAT, path, source))
-}
-
-fn pem_error(what: &'static str, path: &Path, source: PemError) -> AdviceError {
-    let path = path.to_owned();
-    match source {
-        PemError::NoItemsFound => AdviceError::NoPemItem { what, path },
-        source => AdviceError::Pem { what, path, source },
-    }
-}
-
-/// The key must be usable by the ring provider and belong to the chain's first certificate.
-pub(crate) fn check_client_key(
-    chain: &[CertificateDer<'static>],
-    key: &PrivateKeyDer<'static>,
-    key_path: &Path,
-) -> Result<(), AdviceError> {
-    let provider = rustls::crypto::ring::default_provider();
-    rustls::sign::CertifiedKey::from_der(chain.to_vec(), key.clone_key(), &provider)
-        .map(drop)
-        .map_err(|source| AdviceError::ClientKey {
-            path: key_path.to_owned(),
-            source,
-        })
 }
 
 #[cfg(test)]

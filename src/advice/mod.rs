@@ -29,10 +29,8 @@ pub use http::{HttpAdviceService, HttpSettings};
 pub use model::{Advice, AdviceRequest, AnswerDecision, Basis, Channel, Decision, Reason};
 pub use simulated::{Fixture, SimulatedAdviceService, SimulatedSettings, EMBEDDED_FIXTURE};
 
-// For `config check`: the same readers the service uses, so the same files pass or fail.
-pub(crate) use http::{
-    check_client_key, endpoint as http_endpoint, read_certificates, read_private_key, read_roots,
-};
+// For `config check`: the same URL rule the service uses, so the same URLs pass or fail.
+pub(crate) use http::endpoint as http_endpoint;
 
 /// The future an [`AdviceService`] returns: boxed so that `Arc<dyn AdviceService>` works.
 pub type AdviceFuture<'a> = Pin<Box<dyn Future<Output = Advice> + Send + 'a>>;

@@ -17,8 +17,9 @@ use url::Url;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::error::AdviceError;
-use super::http::{client, endpoint, read_certificates, transport_failure, ClientUse};
+use super::http::{client, endpoint, transport_failure, ClientUse};
 use super::{HttpSettings, Reason};
+use crate::pem::{self, PemError};
 
 /// The path of the health probe, relative to the base URL.
 pub const HEALTH_PATH: &str = "v1/health";
@@ -52,13 +53,15 @@ impl CertificateDates {
 /// The dates of the client certificate (the chain's first certificate).
 pub fn client_certificate_dates(path: &Path) -> Result<CertificateDates, AdviceError> {
     const WHAT: &str = "client certificate";
-    let chain = read_certificates(WHAT, path)?;
+    let chain = pem::read_certificates(WHAT, path)?;
     chain
         .first()
         .and_then(|leaf| CertificateDates::from_der(leaf))
-        .ok_or_else(|| AdviceError::NoPemItem {
-            what: WHAT,
-            path: path.to_owned(),
+        .ok_or_else(|| {
+            AdviceError::from(PemError::NoItem {
+                what: WHAT,
+                path: path.to_owned(),
+            })
         })
 }
 

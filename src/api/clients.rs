@@ -13,6 +13,8 @@ pub enum Scope {
     Advice,
     Identity,
     NationalNumber,
+    /// Prometheus' scrape of `/metrics` (counts only, no personal data).
+    Metrics,
 }
 
 /// A configured client. The token itself is not kept: only its SHA-256, compared in

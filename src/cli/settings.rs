@@ -45,6 +45,9 @@ pub fn engine_settings(config: &Config, store: TrustStore) -> Result<EngineSetti
             .applies(channel == Channel::Kiosk),
         auto_advice: config.api.auto_advice.clone(),
         audit: None,
-        counter: crate::session::CounterCatalogue::default(),
+        counter: crate::session::CounterCatalogue {
+            deviation_reasons: config.deviation_reasons().to_vec(),
+            reason_codes: config.reason_codes().clone(),
+        },
     })
 }

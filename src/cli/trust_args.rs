@@ -10,7 +10,7 @@ pub struct TrustArgs {
     /// Also trust the TEST roots of the specimen and generated test cards (never in production).
     #[arg(long)]
     pub trust_test_roots: bool,
-    /// Also trust this root certificate (DER); repeatable.
+    /// Also trust this root certificate (DER or PEM); repeatable.
     #[arg(long = "root", value_name = "FILE")]
     pub roots: Vec<PathBuf>,
 }
@@ -29,11 +29,9 @@ impl TrustArgs {
                 .map_err(|e| Failure::Other(sentence(&e)))?;
         }
         for path in &self.roots {
-            let der = std::fs::read(path)
-                .map_err(|e| Failure::Other(format!("cannot read root {}: {e}", path.display())))?;
-            store = store.with_extra_root(&der).map_err(|e| {
-                Failure::Other(format!("root {}: {}", path.display(), sentence(&e)))
-            })?;
+            store = store
+                .with_extra_root_file(path)
+                .map_err(|e| Failure::Other(sentence(&e)))?;
         }
         Ok(store)
     }

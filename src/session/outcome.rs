@@ -18,8 +18,10 @@ use beid_core::contract::{Deviation, StaffDecision};
 /// The longest note a clerk may add to a deviation.
 pub const MAX_NOTE_CHARS: usize = 200;
 
-/// A reason a clerk may give for deciding other than the advice.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A reason a clerk may give for deciding other than the advice (`[counter]
+/// deviation_reasons`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeviationReason {
     /// Stable id, sent upstream and counted (`recently_moved`).
     pub id: String,

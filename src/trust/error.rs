@@ -92,6 +92,18 @@ pub enum TrustError {
         source: std::io::Error,
     },
 
+    /// A configured root file cannot be read as certificates.
+    #[error(transparent)]
+    RootFile(#[from] crate::pem::PemError),
+
+    /// A configured root file holds a certificate that is not a usable root.
+    #[error("root {}: {source}", path.display())]
+    ExtraRoot {
+        path: PathBuf,
+        #[source]
+        source: Box<TrustError>,
+    },
+
     /// The RRN key cache file is not the JSON we write.
     #[error("RRN key cache {path:?} is not valid")]
     CacheFormat {

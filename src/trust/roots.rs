@@ -1,6 +1,7 @@
 //! Trust anchors: the Belgian root CAs, plus explicitly configured test roots.
 
 use std::fmt;
+use std::path::Path;
 
 use time::Date;
 
@@ -129,6 +130,19 @@ impl TrustStore {
         let index = self.add_root(der)?;
         if let Some(anchor) = self.anchors.get(index) {
             tracing::info!(root = %anchor.name, key = %anchor.key.fingerprint_hex(), "extra trust anchor configured");
+        }
+        Ok(self)
+    }
+
+    /// Adds the roots of a file: PEM with one or more certificates, or one DER certificate.
+    pub fn with_extra_root_file(mut self, path: &Path) -> Result<Self, TrustError> {
+        for der in crate::pem::read_certificates_pem_or_der("root certificate", path)? {
+            self = self
+                .with_extra_root(&der)
+                .map_err(|source| TrustError::ExtraRoot {
+                    path: path.to_owned(),
+                    source: Box::new(source),
+                })?;
         }
         Ok(self)
     }

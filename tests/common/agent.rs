@@ -14,7 +14,8 @@ use serde_json::Value;
 use crate::common::Pcscd;
 use crate::upstream::Pki;
 
-pub const TOKEN: &str = "counter-token-0123456789-0123456789-0123";
+/// A token as `openssl rand -hex 32` makes them (the agent refuses weak ones).
+pub const TOKEN: &str = "5c1e9a0f7b3d2e8c4a6f1b9d0e7c3a5f8b2d4e6a1c9f0b7e3d5a2c8f6e4b1d09";
 
 /// A running `serve`; killed when dropped.
 pub struct ServedAgent {
@@ -37,7 +38,7 @@ impl ServedAgent {
     pub fn start(pcscd: &Pcscd, upstream_url: &str, pki: &Pki, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let roots = crate::common::fixtures().join("test-pki");
-        std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+        crate::common::write_secret(&dir.path().join("token"), TOKEN);
         let port = crate::common::free_port();
         let config = dir.path().join("config.toml");
         std::fs::write(

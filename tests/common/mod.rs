@@ -420,6 +420,13 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Writes a secret file (a token) readable by its owner only, as the agent demands.
+pub fn write_secret(path: &Path, content: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// Two consecutive free TCP ports (vpcd listens on PORT and PORT+1 on all interfaces),
 /// spread by process id and a counter so parallel tests do not collide.
 /// A loopback port free a moment ago (bound, then released).

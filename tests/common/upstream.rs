@@ -71,6 +71,16 @@ fn leaf(issuer: &Issuer, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Issu
     }
 }
 
+/// Writes a PEM file; a key (`*.key`) readable by its owner only, as the agent demands.
+fn write_pem(path: &std::path::Path, content: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    if path.extension().is_some_and(|e| e == "key") {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path.to_owned()
+}
+
 /// The test PKI, written as PEM files into a fresh folder (removed on drop).
 ///
 /// - `ca`: issues the upstream's server certificate (127.0.0.1, localhost) and the device's
@@ -95,11 +105,7 @@ impl Pki {
     pub fn new() -> Self {
         let dir = std::env::temp_dir().join(format!("beid-upstream-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let write = |name: &str, content: &str| {
-            let path = dir.join(name);
-            std::fs::write(&path, content).unwrap();
-            path
-        };
+        let write = |name: &str, content: &str| write_pem(&dir.join(name), content);
 
         let ca = authority("Test City Upstream CA");
         let server = leaf(
@@ -148,8 +154,8 @@ impl Pki {
             .unwrap();
         let cert_path = self.dir.join(format!("{name}.pem"));
         let key_path = self.dir.join(format!("{name}.key"));
-        std::fs::write(&cert_path, certificate.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        write_pem(&cert_path, &certificate.pem());
+        write_pem(&key_path, &key.serialize_pem());
         (cert_path, key_path)
     }
 

@@ -1,5 +1,6 @@
 //! The configuration file: any text is either a configuration that every later step accepts,
-//! or a list of problems, each naming where it is. Never a panic.
+//! or a list of problems, each naming the file, the line and the key it is about. Never a
+//! panic.
 //!
 //! Relative paths resolve against `base_dir` (the fixtures folder, so that a path can name
 //! a real file).
@@ -8,7 +9,7 @@
 
 use std::path::Path;
 
-use beid_agent::config::{Config, ConfigError};
+use beid_agent::config::{Config, ConfigError, ProblemKind};
 
 pub fn check(data: &[u8], base_dir: &Path) {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -25,6 +26,13 @@ pub fn check(data: &[u8], base_dir: &Path) {
                 .upstream
                 .settings()
                 .unwrap_or_else(|e| panic!("checked configuration, but the upstream fails: {e}"));
+            config
+                .trust_store()
+                .unwrap_or_else(|e| panic!("checked configuration, but the roots fail: {e}"));
+            config
+                .api
+                .clients()
+                .unwrap_or_else(|e| panic!("checked configuration, but the clients fail: {e}"));
             assert!(config.api.listen.ip().is_loopback());
             let id = &config.device.id;
             assert!(
@@ -36,10 +44,12 @@ pub fn check(data: &[u8], base_dir: &Path) {
                 "device id {id:?} accepted"
             );
             assert!((0.0..=1.0).contains(&config.upstream.simulated.failure_rate));
+            assert!(!config.deviation_reasons().is_empty());
         }
         Err(ConfigError::Invalid { problems }) => {
             assert!(!problems.is_empty(), "invalid without a problem");
             for problem in &problems {
+                assert_eq!(problem.file, base_dir.join("config.toml"), "{problem}");
                 if let Some(line) = problem.line {
                     // A problem at the very end of the text may point one line past it.
                     assert!(
@@ -47,12 +57,22 @@ pub fn check(data: &[u8], base_dir: &Path) {
                         "problem {problem} on line {line} of {lines}"
                     );
                 }
-                assert!(!problem.to_string().is_empty());
+                // Only the file as a whole has no key.
+                assert!(
+                    !problem.key.is_empty() || matches!(problem.kind, ProblemKind::Syntax(_)),
+                    "{problem}"
+                );
+                assert!(!problem.problem().is_empty());
             }
             let lines_in_order = problems
                 .windows(2)
-                .all(|w| w[0].line.unwrap_or(usize::MAX) <= w[1].line.unwrap_or(usize::MAX));
+                .all(|w| w[0].line.unwrap_or(0) <= w[1].line.unwrap_or(0));
             assert!(lines_in_order, "problems not in file order");
+            // The same text, the same problems: nothing depends on the order of a map.
+            match Config::parse(text, base_dir) {
+                Err(ConfigError::Invalid { problems: again }) => assert_eq!(problems, again),
+                other => panic!("parsed twice, judged otherwise: {other:?}"),
+            }
         }
         Err(other) => panic!("parse gave {other}"),
     }

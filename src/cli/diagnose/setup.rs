@@ -13,7 +13,7 @@ use super::report::Report;
 use crate::advice::probe::{self, CertificateDates};
 use crate::advice::{HttpSettings, Reason, UpstreamSettings};
 use crate::cli::exit::sentence;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::trust::RrnKeyCache;
 
 /// Certificates expiring within this many days get a warning.
@@ -31,33 +31,33 @@ pub fn check_configuration(report: &mut Report, path: &Path) -> Option<Config> {
         );
         return None;
     }
-    let problems = Config::check(path);
-    if !problems.is_empty() {
-        let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        report.fail(
-            NAME,
-            format!(
-                "{}: {} problem(s): {}",
-                path.display(),
-                problems.len(),
-                listed.join("; ")
-            ),
-            "fix each one; `beid-agent config check FILE` lists them with their lines",
-        );
-        return None;
-    }
+    // The same checks as `config check` and `serve`: one load, every problem.
     match Config::load(path) {
         Ok(config) => {
+            let drop_ins = config.files().len() - 1;
             report.pass(
                 NAME,
                 format!(
-                    "{} valid (device {}, channel {})",
+                    "{} valid{} (device {}, channel {})",
                     path.display(),
+                    match drop_ins {
+                        0 => String::new(),
+                        n => format!(" with {n} drop-in(s)"),
+                    },
                     config.device.id,
                     config.device.channel
                 ),
             );
             Some(config)
+        }
+        Err(ConfigError::Invalid { problems }) => {
+            let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            report.fail(
+                NAME,
+                format!("{} problem(s): {}", problems.len(), listed.join("; ")),
+                "fix each one; `beid-agent config check` lists them, one per line",
+            );
+            None
         }
         Err(error) => {
             report.fail(

@@ -835,3 +835,157 @@ fn concurrent_appends_form_one_chain() {
     let report = fixture.verify();
     assert_eq!((report.verdict(), report.records), (Verdict::Intact, 100));
 }
+
+// ---- an attacker who can write the state directory (issue 12) ----
+
+/// What someone with write access to the state directory does to the files: rewrites records
+/// in the documented format and recomputes every hash after them, so the chain links again.
+mod attacker {
+    use super::*;
+
+    /// The hash stated at the end of a line (with its newline).
+    pub fn hash_of(line: &[u8]) -> String {
+        let text = std::str::from_utf8(line).unwrap().trim_end();
+        text[text.len() - 66..text.len() - 2].to_owned()
+    }
+
+    /// `line` renumbered to `seq`, linked to `prev`, with its own hash recomputed.
+    pub fn reforge(line: &[u8], seq: u64, prev: &str) -> Vec<u8> {
+        let text = std::str::from_utf8(line).unwrap().trim_end();
+        let body = &text[..text.rfind(",\"prev\":\"").unwrap()];
+        let after_seq = &body[body.find(",\"at\"").unwrap()..];
+        let hashed = format!("{{\"seq\":{seq}{after_seq},\"prev\":\"{prev}\"");
+        let hash = Sha256::of(hashed.as_bytes());
+        format!("{hashed},\"hash\":\"{hash}\"}}\n").into_bytes()
+    }
+
+    /// Renumbers and re-links every line from `from` on, as if nothing had changed before.
+    pub fn rehash_from(lines: &mut [Vec<u8>], from: usize) {
+        for at in from..lines.len() {
+            let prev = match at {
+                0 => GENESIS.to_hex(),
+                _ => hash_of(&lines[at - 1]),
+            };
+            lines[at] = reforge(&lines[at], at as u64, &prev);
+        }
+    }
+
+    /// A head file naming the last line.
+    pub fn head_for(lines: &[Vec<u8>]) -> Vec<u8> {
+        let last = lines.len() - 1;
+        format!(
+            "{{\"seq\":{last},\"hash\":\"{}\"}}\n",
+            hash_of(&lines[last])
+        )
+        .into_bytes()
+    }
+
+    /// The index of the first line whose type is `kind`.
+    pub fn first(lines: &[Vec<u8>], kind: &str) -> usize {
+        let needle = format!("\"type\":\"{kind}\"");
+        lines
+            .iter()
+            .position(|line| String::from_utf8_lossy(line).contains(&needle))
+            .unwrap()
+    }
+
+    /// Attack 1: turns the first `eligible` advice into `not_eligible`, then recomputes every
+    /// hash after it and the head file.
+    pub fn edit_and_rehash(fixture: &Fixture) {
+        let mut lines = lines(&fixture.bytes());
+        let at = first(&lines, "advice");
+        let edited = String::from_utf8(lines[at].clone())
+            .unwrap()
+            .replace("\"eligible\"", "\"not_eligible\"");
+        lines[at] = edited.into_bytes();
+        rehash_from(&mut lines, at);
+        write_lines(&fixture.log, &lines);
+        fs::write(fixture.head(), head_for(&lines)).unwrap();
+    }
+
+    /// Attack 2: deletes `count` records starting with the first advice, renumbers and
+    /// re-links the rest, and rewrites the head file.
+    pub fn delete_and_rehash(fixture: &Fixture, count: usize) {
+        let mut lines = lines(&fixture.bytes());
+        let at = first(&lines, "advice");
+        lines.drain(at..at + count);
+        rehash_from(&mut lines, at);
+        write_lines(&fixture.log, &lines);
+        fs::write(fixture.head(), head_for(&lines)).unwrap();
+    }
+
+    /// Attack 3: keeps the first `keep` records and deletes the head file.
+    pub fn truncate(fixture: &Fixture, keep: usize) {
+        let lines = lines(&fixture.bytes());
+        write_lines(&fixture.log, &lines[..keep]);
+        fs::remove_file(fixture.head()).unwrap();
+    }
+
+    /// Attack 4: appends a copy of the first advice, linked to the last record, and rewrites
+    /// the head file.
+    pub fn append_forged_advice(fixture: &Fixture) {
+        let mut lines = lines(&fixture.bytes());
+        let template = lines[first(&lines, "advice")].clone();
+        let seq = lines.len() as u64;
+        let forged = reforge(&template, seq, &hash_of(lines.last().unwrap()));
+        lines.push(forged);
+        write_lines(&fixture.log, &lines);
+        fs::write(fixture.head(), head_for(&lines)).unwrap();
+    }
+}
+
+/// A log an agent wrote over a working day: records, then the agent stopped.
+fn written_log() -> Fixture {
+    let fixture = Fixture::new();
+    let log = fixture.open();
+    fill(&log, 12);
+    drop(log);
+    assert_eq!(fixture.verify().verdict(), Verdict::Intact);
+    fixture
+}
+
+#[test]
+fn attack_1_an_edited_record_with_every_hash_recomputed_is_detected() {
+    let fixture = written_log();
+    attacker::edit_and_rehash(&fixture);
+    let report = fixture.verify();
+    assert_eq!(report.verdict(), Verdict::Broken, "{report}");
+}
+
+#[test]
+fn attack_2_deleted_records_with_the_head_rewritten_are_detected() {
+    let fixture = written_log();
+    attacker::delete_and_rehash(&fixture, 2);
+    let report = fixture.verify();
+    assert_eq!(report.verdict(), Verdict::Broken, "{report}");
+}
+
+#[test]
+fn attack_3_a_truncated_log_with_its_head_deleted_is_detected() {
+    let fixture = written_log();
+    attacker::truncate(&fixture, 1);
+    let report = fixture.verify();
+    assert_eq!(report.verdict(), Verdict::Broken, "{report}");
+}
+
+#[test]
+fn attack_4_a_forged_advice_appended_is_detected() {
+    let fixture = written_log();
+    attacker::append_forged_advice(&fixture);
+    let report = fixture.verify();
+    assert_eq!(report.verdict(), Verdict::Broken, "{report}");
+}
+
+/// The same forgery while the agent runs: it must not take the forged record as its own
+/// and seal it into its chain.
+#[test]
+fn attack_4_a_forged_advice_appended_while_the_agent_runs_is_detected() {
+    let fixture = Fixture::new();
+    let log = fixture.open();
+    fill(&log, 6);
+    attacker::append_forged_advice(&fixture);
+    fill(&log, 1);
+    drop(log);
+    let report = fixture.verify();
+    assert_eq!(report.verdict(), Verdict::Broken, "{report}");
+}

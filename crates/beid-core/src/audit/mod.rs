@@ -106,23 +106,38 @@
 //! crate's MSRV is 1.85); each append checks that the file has the length it expects and,
 //! if another writer moved it, re-reads the end (sealing foreign bytes) before writing.
 
+mod anchors;
 mod error;
+mod files;
 mod head;
 mod record;
+mod recovery;
+mod seal_state;
+mod sealing;
 mod secret;
 mod verify;
+mod verify_seals;
+mod walk;
 mod writer;
 
 #[cfg(test)]
 mod tests;
 
+pub use anchors::{Anchor, Anchoring, Anchors, ANCHOR_DIRECTIVE, ANCHOR_TARGET, DEFAULT_UNIT};
 pub use error::{AuditError, Inconsistency};
 pub use head::head_path;
 pub use record::{
     AdviceAsked, AdviceRecord, AgentStarted, ApiRequest, CardSession, ChainHead, ChipResult,
-    Decision, Event, Pseudonym, ReadOutcome, Record, RecoveredTail, Sha256, GENESIS, MAX_LINE,
+    Decision, Event, Pseudonym, ReadOutcome, Record, RecoveredTail, Seal, SealReason, Sha256,
+    GENESIS, MAX_LINE,
+};
+pub use seal_state::{seal_init, seal_state_path};
+pub use sealing::{
+    KeyId, Mac, Schedule, SealingError, VerificationKey, DEFAULT_EPOCH, MAX_EPOCH, MIN_EPOCH,
 };
 pub use verify::{
-    verify, verify_bytes_with_head, Finding, Fragment, HeadStatus, Problem, Verdict, VerifyReport,
+    verify, verify_bytes_with_head, verify_with, Finding, Fragment, HeadStatus, Problem, Verdict,
+    VerifyOptions, VerifyReport,
 };
-pub use writer::{AuditLog, MAX_RECOVERED};
+pub use verify_seals::{Pending, SealSeen, Sealing, SEAL_GRACE};
+pub use writer::{AuditLog, Clock, SystemClock, MAX_FOREIGN, MAX_RECOVERED};

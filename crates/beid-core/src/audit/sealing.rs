@@ -6,7 +6,8 @@
 //!
 //! - `seed`: 32 random bytes made once by `seal-init`. With the schedule it forms the
 //!   *verification key*, which leaves the counter and is kept by the city.
-//! - `k_0 = seed`, `k_{i+1} = HMAC-SHA256(k_i, "evolve")`: the *sealing key* of epoch `i`.
+//! - `k_0 = HMAC-SHA256(seed, "beid-audit-seal-v1 epoch 0")`, `k_{i+1} = HMAC-SHA256(k_i,
+//!   "evolve")`: the *sealing key* of epoch `i`. (So the seed itself is never on the counter.)
 //!   The agent keeps only the current one and erases the one before after each step, so
 //!   whoever reads its state at epoch `c` cannot compute `k_i` for any `i < c` (HMAC-SHA256
 //!   is one-way), while the verifier computes every `k_i` from the seed.
@@ -37,6 +38,7 @@ pub const MAX_EPOCH: Duration = Duration::from_secs(24 * 60 * 60);
 const MAX_SPAN_SECONDS: i128 = 100 * 366 * 24 * 60 * 60;
 
 const EVOLVE: &[u8] = b"evolve";
+const FIRST_KEY_LABEL: &[u8] = b"beid-audit-seal-v1 epoch 0";
 const KEY_ID_LABEL: &[u8] = b"beid-audit-seal-v1 key id";
 const MAC_LABEL: &str = "beid-audit-seal-v1";
 const VERIFICATION_KEY_PREFIX: &str = "beid-seal-v1";
@@ -260,7 +262,13 @@ impl VerificationKey {
 
     /// The sealing key of epoch 0.
     pub(crate) fn first_key(&self) -> SealingKey {
-        SealingKey::new(0, self.seed.clone())
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, &*self.seed),
+            FIRST_KEY_LABEL,
+        );
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(tag.as_ref());
+        SealingKey::new(0, key)
     }
 
     /// The text to hand to the city (and to `audit verify --verification-key`).
@@ -370,9 +378,13 @@ mod tests {
     fn keys_evolve_as_documented_and_only_forward() {
         let verification = key();
         let mut key = verification.first_key();
-        assert_eq!(key.bytes(), &[7; 32]);
+        let k0 = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, &[7; 32]),
+            b"beid-audit-seal-v1 epoch 0",
+        );
+        assert_eq!(key.bytes().as_slice(), k0.as_ref());
         key.evolve_to(2);
-        let k1 = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &[7; 32]), b"evolve");
+        let k1 = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, k0.as_ref()), b"evolve");
         let k2 = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, k1.as_ref()), b"evolve");
         assert_eq!(key.bytes().as_slice(), k2.as_ref());
         key.evolve_to(1);
@@ -406,7 +418,7 @@ mod tests {
         let key = verification.first_key();
         let mac = key.mac(&message);
         let expected = hmac::sign(
-            &hmac::Key::new(hmac::HMAC_SHA256, &[7; 32]),
+            &hmac::Key::new(hmac::HMAC_SHA256, key.bytes()),
             text.as_bytes(),
         );
         assert_eq!(mac.0.as_slice(), expected.as_ref());

@@ -1,5 +1,6 @@
 //! The audit log as an auditor and a crash see it: real files in a temporary directory.
 
+use std::cell::RefCell;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -40,7 +41,7 @@ impl Clock for ManualClock {
     }
 }
 
-/// What journald would keep of the writer's anchors on this thread, exported as
+/// What journald would keep of the writer's anchors on one thread, exported as
 /// `journalctl -u beid-agent -o json` prints it (trusted fields added as journald adds them).
 #[derive(Clone)]
 struct Journal {
@@ -58,7 +59,26 @@ impl Journal {
     }
 }
 
-impl tracing::Subscriber for Journal {
+thread_local! {
+    /// The journal of the fixture on this thread, if it has one.
+    static JOURNAL: RefCell<Option<Journal>> = const { RefCell::new(None) };
+}
+
+/// The process's subscriber in these tests: hands each anchor to the journal of the thread
+/// that logged it. (Per-thread scoped subscribers race with tracing's global cache of which
+/// callsites are enabled when tests run in parallel.)
+struct Journals;
+
+impl Journals {
+    fn install() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let _ = tracing::subscriber::set_global_default(Journals);
+        });
+    }
+}
+
+impl tracing::Subscriber for Journals {
     fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
         metadata.target() == ANCHOR_TARGET
     }
@@ -71,6 +91,18 @@ impl tracing::Subscriber for Journal {
     fn exit(&self, _: &tracing::span::Id) {}
 
     fn event(&self, event: &tracing::Event<'_>) {
+        JOURNAL.with(|journal| {
+            if let Some(journal) = &*journal.borrow() {
+                journal.keep(event);
+            }
+        });
+    }
+}
+
+impl Journal {
+    /// Keeps an anchor as journald would: fields upper-cased, values as text, the unit and
+    /// the time stamped by journald.
+    fn keep(&self, event: &tracing::Event<'_>) {
         struct Fields(serde_json::Map<String, serde_json::Value>);
         impl tracing::field::Visit for Fields {
             fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
@@ -93,6 +125,15 @@ impl tracing::Subscriber for Journal {
     }
 }
 
+/// While alive, anchors logged on this thread go to one journal.
+struct JournalGuard;
+
+impl Drop for JournalGuard {
+    fn drop(&mut self) {
+        JOURNAL.with(|journal| journal.borrow_mut().take());
+    }
+}
+
 struct Fixture {
     log: PathBuf,
     secret: PathBuf,
@@ -100,7 +141,7 @@ struct Fixture {
     journal: Journal,
     /// The verification key, for a sealed log.
     key: Option<VerificationKey>,
-    _journal: Option<tracing::subscriber::DefaultGuard>,
+    _journal: Option<JournalGuard>,
     _dir: tempfile::TempDir,
 }
 
@@ -125,7 +166,9 @@ impl Fixture {
 
     /// Anchors logged on this thread go to [`Fixture::journal`].
     fn with_journal(mut self) -> Self {
-        self._journal = Some(tracing::subscriber::set_default(self.journal.clone()));
+        Journals::install();
+        JOURNAL.with(|journal| *journal.borrow_mut() = Some(self.journal.clone()));
+        self._journal = Some(JournalGuard);
         self
     }
 

@@ -72,7 +72,7 @@ fn verify(args: &VerifyArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::Other(format!("cannot write JSON: {e}")))?;
         out!("{text}");
     } else {
-        out!("{report}");
+        out!("{}", report.to_string().trim_end());
     }
     match report.verdict() {
         Verdict::Intact | Verdict::IntactUpToPartialTail => Ok(()),

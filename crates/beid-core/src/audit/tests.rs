@@ -224,6 +224,16 @@ impl Fixture {
         verify_with(&self.log, &options).unwrap()
     }
 
+    /// No temporary file (of the head, the secret, the sealing state) is left behind.
+    fn assert_no_temporary_files(&self) {
+        let leftovers: Vec<_> = fs::read_dir(self.log.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.contains("tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
     fn append_raw(&self, bytes: &[u8]) {
         let mut file = OpenOptions::new().append(true).open(&self.log).unwrap();
         file.write_all(bytes).unwrap();
@@ -1001,12 +1011,7 @@ fn the_secret_is_created_0600_and_reused() {
         let mode = fs::metadata(private).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", private.display());
     }
-    let leftovers: Vec<_> = fs::read_dir(fixture.log.parent().unwrap())
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name.contains(".tmp"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    fixture.assert_no_temporary_files();
 }
 
 #[test]

@@ -275,32 +275,33 @@ impl<'a> Keyed<'a> {
 
     /// The records since the last seal must be dated in the epoch of the key sealing them.
     fn dates(&mut self, sealed: u64) {
-        let epoch_of = |link: &Link| self.schedule.epoch_of(link.at).unwrap_or(u64::MAX);
-        let late: Vec<&Link> = self
+        let schedule = self.schedule;
+        let epoch_of = |link: &Link| schedule.epoch_of(link.at).unwrap_or(u64::MAX);
+        let (late, after): (Vec<&Link>, Vec<&Link>) = self
             .since_seal
             .iter()
             .copied()
-            .filter(|link| epoch_of(link) < sealed)
-            .collect();
-        if let Some(first) = late.first() {
-            self.findings.push(first.finding(Problem::SealedLate {
-                records: late.len() as u64,
-                dated: epoch_of(first),
-                sealed,
-            }));
-        }
-        let after: Vec<&Link> = self
-            .since_seal
-            .iter()
-            .copied()
-            .filter(|link| epoch_of(link) > sealed)
-            .collect();
-        if let Some(first) = after.first() {
-            self.findings.push(first.finding(Problem::DatedAfterSeal {
-                records: after.len() as u64,
-                dated: epoch_of(first),
-                sealed,
-            }));
+            .filter(|link| epoch_of(link) != sealed)
+            .partition(|link| epoch_of(link) < sealed);
+        for (links, is_late) in [(late, true), (after, false)] {
+            let Some(first) = links.first() else {
+                continue;
+            };
+            let (records, dated) = (links.len() as u64, epoch_of(first));
+            let problem = if is_late {
+                Problem::SealedLate {
+                    records,
+                    dated,
+                    sealed,
+                }
+            } else {
+                Problem::DatedAfterSeal {
+                    records,
+                    dated,
+                    sealed,
+                }
+            };
+            self.findings.push(first.finding(problem));
         }
     }
 

@@ -103,7 +103,7 @@ impl AuditLog {
     ///   checks that the last seal it knows is still in place, treats whatever follows a
     ///   stop seal as foreign bytes, writes a `start` seal and moves the key to the current
     ///   epoch. A log that holds seals without a sealing state is refused.
-    /// - The chain head is logged as an anchor (see [`super::anchors`]).
+    /// - The chain head is logged as an anchor (module documentation, "Anchors").
     ///
     /// Call [`AuditLog::agent_started`] next.
     pub fn open(path: impl AsRef<Path>, secret_path: impl AsRef<Path>) -> Result<Self, AuditError> {

@@ -153,12 +153,7 @@ fn the_sealing_state_holds_only_the_current_key() {
     }
     let current = record::hex(keys.at(5).unwrap().bytes());
     assert!(state.contains(&current));
-    let leftovers: Vec<_> = fs::read_dir(fixture.log.parent().unwrap())
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name.contains("tmp"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    fixture.assert_no_temporary_files();
 }
 
 #[test]

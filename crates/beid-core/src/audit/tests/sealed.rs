@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::audit::sealing::KeyWalk;
+use crate::audit::{head, verify};
 
 fn seals(fixture: &Fixture) -> Vec<(u64, String, u64)> {
     lines(&fixture.bytes())
@@ -351,4 +352,55 @@ fn an_unsealed_log_is_anchored_at_every_open() {
     attacker::edit_and_rehash(&fixture);
     let report = fixture.verify_as(false, true);
     assert_eq!(kinds(&report), ["anchor_mismatch"], "{report}");
+}
+
+/// A sealed working day's log, its head file, its verification key and its journal export,
+/// built once.
+fn sealed_template() -> &'static (Vec<u8>, Vec<u8>, VerificationKey, String) {
+    static TEMPLATE: OnceLock<(Vec<u8>, Vec<u8>, VerificationKey, String)> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let fixture = Fixture::sealed();
+        working_day(&fixture);
+        (
+            fixture.bytes(),
+            fs::read(fixture.head()).unwrap(),
+            fixture.key.clone().unwrap(),
+            fixture.journal.export(),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any change to a sealed log is reported, and nothing panics, with the key and anchors.
+    #[test]
+    fn any_change_to_a_sealed_log_is_reported(cut in any::<prop::sample::Index>(), len in 0usize..400, insert in prop::collection::vec(any::<u8>(), 0..64)) {
+        let (log, head, key, journal) = sealed_template();
+        let at = cut.index(log.len());
+        let end = (at + len).min(log.len());
+        let mut spliced = log[..at].to_vec();
+        spliced.extend_from_slice(&insert);
+        spliced.extend_from_slice(&log[end..]);
+        let options = VerifyOptions {
+            key: Some(key.clone()),
+            anchors: Some(Anchors::parse_journal_export(journal, DEFAULT_UNIT).unwrap()),
+            as_of: T0 + Duration::from_secs(4 * 3600),
+        };
+        let report = verify::verify_bytes(&spliced, head::HeadFile::parse(head), &options);
+        if spliced == *log {
+            prop_assert_eq!(report.verdict(), Verdict::Intact, "{}", report);
+        } else {
+            prop_assert_ne!(report.verdict(), Verdict::Intact, "{}", report);
+        }
+    }
+
+    /// Whatever text is given as a journal export or a verification key: an answer, no panic.
+    #[test]
+    fn journal_exports_and_verification_keys_never_panic(text in "(\\PC|\n){0,300}", json in "\\{(\"[A-Z_]{1,12}\":\"[0-9a-f]{0,70}\",?){0,4}\\}") {
+        let _ = Anchors::parse_journal_export(&text, DEFAULT_UNIT);
+        let entry = json.replacen('{', "{\"_SYSTEMD_UNIT\":\"beid-agent.service\",", 1);
+        let _ = Anchors::parse_journal_export(&entry, DEFAULT_UNIT);
+        let _ = text.parse::<VerificationKey>();
+    }
 }

@@ -126,6 +126,11 @@ impl State {
         }
         let debris_from = point.end + walked.stopped_at as u64;
         let debris = after.get(walked.stopped_at..).unwrap_or_default();
+        if holds_whole_record(debris) {
+            // Not what a crash leaves: a line in the middle was damaged. Go on from the last
+            // whole record, as for an unsealed log, and leave the damage for `verify`.
+            return self.recover(paths, now);
+        }
         if debris.len() > MAX_RECOVERED {
             let problem = Inconsistency::DamagedTail {
                 offset: debris_from,
@@ -319,6 +324,17 @@ fn sealed_line(before: &[u8], at_start: bool, point: SealPoint) -> Option<Sha256
         }
         _ => None,
     }
+}
+
+/// Whether a whole line of `bytes` (one a newline ends) is a record on its own.
+fn holds_whole_record(bytes: &[u8]) -> bool {
+    let whole = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(last_newline) => &bytes[..last_newline],
+        None => return false,
+    };
+    whole
+        .split(|&b| b == b'\n')
+        .any(|line| matches!(check_line(line), Checked::Record(_)))
 }
 
 fn read_range(file: &File, from: u64, to: u64, path: &Path) -> Result<Vec<u8>, AuditError> {

@@ -225,6 +225,39 @@ fn a_partial_line_after_the_last_seal_is_sealed_as_crash_debris() {
     assert_eq!(report.recovered.len(), 1);
 }
 
+/// A crash, then a second crash while the restart wrote its seal: the debris holds a
+/// newline, and is sealed as a whole.
+#[test]
+fn a_crash_during_the_restart_of_a_sealed_log_is_sealed_as_a_whole() {
+    let fixture = Fixture::sealed();
+    drop(morning(&fixture));
+    fixture.append_raw(b"{\"seq\":17,\"at\":\"2025-\n{\"seq\":17,\"at\":\"20");
+    fixture.at(9, 30);
+    fixture.open().close().unwrap();
+    let report = fixture.audit();
+    assert_intact(&report);
+    assert_eq!(report.recovered.len(), 1);
+}
+
+/// An edit of a record since the last seal, its hash left as it was, is not crash debris:
+/// after a restart the chain still breaks there.
+#[test]
+fn an_edited_unsealed_record_stays_an_edit_after_a_restart() {
+    let fixture = Fixture::sealed();
+    drop(morning(&fixture));
+    let mut lines = lines(&fixture.bytes());
+    lines[15] = String::from_utf8(lines[15].clone())
+        .unwrap()
+        .replace("\"unknown\"", "\"eligible\"")
+        .into_bytes();
+    write_lines(&fixture.log, &lines);
+    fixture.at(9, 16);
+    fixture.open().close().unwrap();
+    let report = fixture.audit();
+    assert_eq!(problem(&report), (Some(15), Problem::Edited), "{report}");
+    assert!(report.recovered.is_empty());
+}
+
 #[test]
 fn an_idle_agent_seals_every_epoch_and_a_silent_one_is_noticed() {
     let fixture = Fixture::sealed();

@@ -325,6 +325,12 @@ async fn a_healthy_counter_passes_and_its_support_bundle_holds_no_personal_data(
     let pcscd = Pcscd::start();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
+    // A healthy counter's audit log is sealed (an unsealed one is a warning).
+    std::fs::create_dir(&state).unwrap();
+    let sealed = run(Command::new(AGENT)
+        .args(["audit", "seal-init", "--state-dir"])
+        .arg(&state));
+    assert!(sealed.status.success(), "{}", stderr(&sealed));
     common::write_secret(&dir.path().join("token"), TOKEN);
     let port = common::free_port();
     let root = common::fixtures().join("test-pki/eid-test-root-ca.crt");

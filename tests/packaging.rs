@@ -659,6 +659,7 @@ fn the_debian_package_installs_everything_and_enables_but_never_first_starts_the
         "docs/local-api.md",
         "docs/configuration.md",
         "docs/upstream-openapi.yaml",
+        "docs/audit.md",
         "hardware/readers.md",
         "hardware/cards.md",
         "hardware/kiosk.md",

@@ -10,6 +10,7 @@ macro_rules! out {
 }
 
 mod advice;
+mod audit_seal_init;
 mod audit_verify;
 mod config_check;
 mod diagnose;
@@ -110,6 +111,11 @@ fn init_logging(verbose: u8, format: LogFormat) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // The audit chain's anchors reach the journal whatever the verbosity.
+    let filter = match crate::audit::ANCHOR_DIRECTIVE.parse() {
+        Ok(anchors) => filter.add_directive(anchors),
+        Err(_) => filter,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

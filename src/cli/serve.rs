@@ -142,9 +142,37 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
     tracing::info!(port, "ready");
     super::systemd::ready(&format!("serving on 127.0.0.1:{port}"));
     super::systemd::spawn_watchdog();
-    api::serve(listener, state, shutdown_signal())
-        .await
-        .map_err(|e| Failure::Other(format!("the API stopped: {e}")))
+    let seal_timer = tokio::spawn(seal_each_epoch(audit.clone()));
+    let served = api::serve(listener, state, shutdown_signal()).await;
+    seal_timer.abort();
+    close_audit(audit).await;
+    served.map_err(|e| Failure::Other(format!("the API stopped: {e}")))
+}
+
+/// Seals the audit log just after each epoch ends, so that an idle agent's log still shows
+/// it ran (and a log cut short shows where). Wakes at least every minute: a clock that
+/// jumps is noticed.
+async fn seal_each_epoch(audit: Arc<crate::audit::AuditLog>) {
+    while let Some(wait) = audit.next_seal_in() {
+        let wait =
+            (wait + std::time::Duration::from_secs(1)).min(std::time::Duration::from_secs(60));
+        tokio::time::sleep(wait).await;
+        let log = audit.clone();
+        match tokio::task::spawn_blocking(move || log.seal_due()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::error!(%error, "audit seal not written"),
+            Err(_) => tracing::error!("audit sealing task failed"),
+        }
+    }
+}
+
+/// At shutdown: the stop seal; nothing is written to the log after it.
+async fn close_audit(audit: Arc<crate::audit::AuditLog>) {
+    match tokio::task::spawn_blocking(move || audit.close()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::error!(%error, "audit log not sealed at shutdown"),
+        Err(_) => tracing::error!("audit closing task failed"),
+    }
 }
 
 fn simulated(args: &ServeArgs, state_dir: &Path) -> Result<Agent, Failure> {

@@ -45,7 +45,21 @@ impl SimulatedServe {
     /// Starts with these environment variables (e.g. systemd's `NOTIFY_SOCKET`) and waits for
     /// the banner, printed once the API listens.
     pub fn start_with_env(env: &[(&str, &OsStr)]) -> Self {
-        let state = tempfile::tempdir().unwrap();
+        Self::launch(tempfile::tempdir().unwrap(), &[], env, Stdio::null())
+    }
+
+    /// Starts in a state directory the test prepared, with extra arguments (e.g.
+    /// `--log-format json`) and its log going to `stderr`.
+    pub fn start_in(state: tempfile::TempDir, args: &[&str], stderr: Stdio) -> Self {
+        Self::launch(state, args, &[], stderr)
+    }
+
+    fn launch(
+        state: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &OsStr)],
+        stderr: Stdio,
+    ) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_beid-agent"));
         command
             .args([
@@ -56,9 +70,10 @@ impl SimulatedServe {
                 "--state-dir",
             ])
             .arg(state.path())
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         for (key, value) in env {
             command.env(key, value);
         }
@@ -90,6 +105,14 @@ impl SimulatedServe {
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Stops the agent as systemd does (SIGTERM: it shuts down in order) and waits for it.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let signalled = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(signalled.success(), "kill -TERM {pid}");
+        self.child.wait().unwrap()
     }
 
     pub fn pid(&self) -> u32 {

@@ -368,26 +368,28 @@ pub fn check_audit(report: &mut Report, state_dir: &Path) -> Option<OffsetDateTi
     }
     match crate::audit::verify(&log) {
         Ok(verified) if verified.is_intact() => {
-            report.pass(
-                NAME,
-                format!(
-                    "{}: {} records, chain intact",
-                    log.display(),
-                    verified.records
-                ),
+            let detail = format!(
+                "{}: {} records, chain intact",
+                log.display(),
+                verified.records
             );
+            if verified.sealing == crate::audit::Sealing::Unsealed {
+                report.warn(
+                    NAME,
+                    format!("{detail}, not sealed: the agent's user could rewrite it unnoticed"),
+                    "run `beid-agent audit seal-init` as root, keep the verification key it prints off this computer, restart the agent (docs/audit.md)",
+                );
+            } else {
+                report.pass(NAME, format!("{detail}, sealed"));
+            }
             last_record_time(&log)
         }
         Ok(verified) => {
             let problem = verified
                 .problem
                 .as_ref()
-                .map_or_else(String::new, |finding| {
-                    let line = finding
-                        .line
-                        .map_or_else(String::new, |l| format!(" at line {l}"));
-                    format!(": {:?}{line}", finding.problem)
-                });
+                .or(verified.findings.first())
+                .map_or_else(String::new, |finding| format!(": {finding}"));
             report.fail(
                 NAME,
                 format!(

@@ -43,6 +43,20 @@ pub enum AuditError {
     Clock,
     #[error("audit log has no sequence number left")]
     SeqExhausted,
+    #[error("audit sealing state {path} already exists: this log is sealed already (its verification key was shown when it was set up)")]
+    SealStateExists { path: PathBuf },
+    #[error("audit sealing state {path} is not a sealing state of this version")]
+    SealStateMalformed { path: PathBuf },
+    #[error(
+        "audit sealing state {path} is open to group or others (mode {mode:03o}); make it 0600"
+    )]
+    SealStatePermissions { path: PathBuf, mode: u32 },
+    #[error("the audit log was sealed for shutdown; no record is written after that")]
+    Closed,
+    #[error("journal export, line {line}: {reason}")]
+    JournalExport { line: usize, reason: &'static str },
+    #[error(transparent)]
+    Sealing(#[from] super::sealing::SealingError),
 }
 
 /// How a log and its head file disagree (see [`AuditError::Inconsistent`]).
@@ -63,6 +77,11 @@ pub enum Inconsistency {
     },
     /// More bytes after the last whole record than a crash can leave.
     DamagedTail { offset: u64, length: u64 },
+    /// The seal the sealing state names as the last one is not in the log (at its place):
+    /// the log was truncated or rewritten below it.
+    SealMissing { seq: u64 },
+    /// The log holds seal records but its sealing state is missing (or was made anew).
+    SealStateMissing,
 }
 
 impl fmt::Display for Inconsistency {
@@ -87,6 +106,13 @@ impl fmt::Display for Inconsistency {
             Self::DamagedTail { offset, length } => write!(
                 f,
                 "{length} damaged bytes at offset {offset}, more than a crash leaves"
+            ),
+            Self::SealMissing { seq } => write!(
+                f,
+                "the seal at seq {seq}, the last one the sealing state knows, is not in the log: truncated or rewritten"
+            ),
+            Self::SealStateMissing => f.write_str(
+                "the log is sealed but its sealing state is missing or new: deleted or replaced",
             ),
         }
     }

@@ -8,8 +8,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::error::{io_error, AuditError};
+use super::files::sibling;
 use super::record::ChainHead;
-use super::secret::sibling;
 
 /// The head file of the log at `log`: the same path with `.head` added.
 pub fn head_path(log: &Path) -> PathBuf {

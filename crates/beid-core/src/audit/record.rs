@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::error::AuditError;
+use super::sealing::{KeyId, Mac};
 use crate::contract::StaffDecision;
 
 /// The longest line (record and its newline) the log writes. Records are a few hundred bytes;
@@ -42,20 +43,25 @@ impl Sha256 {
 
     /// Parses exactly 64 lowercase hex digits (the only form the log writes).
     pub fn from_hex(text: &str) -> Option<Self> {
-        let bytes = text.as_bytes();
-        if bytes.len() != 64 {
-            return None;
-        }
-        let mut out = [0; 32];
-        for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            let (high, low) = match pair {
-                [high, low] => (nibble(*high)?, nibble(*low)?),
-                _ => return None,
-            };
-            *byte = high << 4 | low;
-        }
-        Some(Self(out))
+        parse_hex(text).map(Self)
     }
+}
+
+/// Exactly `2 * N` lowercase hex digits as `N` bytes.
+pub(crate) fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0; N];
+    for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let (high, low) = match pair {
+            [high, low] => (nibble(*high)?, nibble(*low)?),
+            _ => return None,
+        };
+        *byte = high << 4 | low;
+    }
+    Some(out)
 }
 
 fn nibble(digit: u8) -> Option<u8> {
@@ -147,6 +153,52 @@ pub enum Event {
     /// Written by the log itself, never by callers: seals bytes a crash left after the last
     /// whole record (see the module documentation).
     RecoveredTail(RecoveredTail),
+    /// Written by the log itself: a forward-secure seal (see the module documentation).
+    Seal(Seal),
+    /// Written by the log itself: bytes that another process wrote into the log (appended
+    /// while the agent ran, or after its stop seal). They stay in place, named by offset,
+    /// length and SHA-256; `verify` reports them.
+    ForeignBytes(RecoveredTail),
+}
+
+/// `seal`: a MAC, under the sealing key of `epoch`, over this record's `seq`, `at`, `reason`,
+/// `epoch`, `key_id` and `prev` (so over the whole chain before it). See the module
+/// documentation for the exact message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seal {
+    pub reason: SealReason,
+    pub epoch: u64,
+    pub key_id: KeyId,
+    pub mac: Mac,
+}
+
+/// Why a seal was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SealReason {
+    /// The log was opened: seals what a crash left unsealed, with the key the sealing state
+    /// still holds, before that key evolves to the current epoch.
+    Start,
+    /// The epoch ended (written at the first append or timer tick after its end).
+    Epoch,
+    /// The agent is shutting down; the key stays (the next start seals with it first).
+    Stop,
+}
+
+impl SealReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Epoch => "epoch",
+            Self::Stop => "stop",
+        }
+    }
+}
+
+impl fmt::Display for SealReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `agent_started`: the agent (re)started and continues this chain.
@@ -388,6 +440,14 @@ pub(crate) fn check_line(line: &[u8]) -> Checked {
         Ok(_) => Checked::Malformed("two \"hash\" fields"),
         Err(_) => Checked::Malformed("hashes right but is not a record of a known type"),
     }
+}
+
+/// Whether a line of `buf` is a seal record.
+pub(crate) fn holds_seal(buf: &[u8]) -> bool {
+    const SEAL_TYPE: &[u8] = b"\"type\":\"seal\"";
+    buf.split(|&b| b == b'\n')
+        .filter(|line| line.windows(SEAL_TYPE.len()).any(|w| w == SEAL_TYPE))
+        .any(|line| matches!(check_line(line), Checked::Record(r) if matches!(r.event, Event::Seal(_))))
 }
 
 #[cfg(test)]

@@ -1,15 +1,16 @@
 //! The local pseudonymisation secret: 32 random bytes in a file of mode 0600.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
 
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
 
 use super::error::{io_error, AuditError};
-use super::record::{hex, Pseudonym};
+use super::files::{exposure, publish_new, Exposure};
+use super::record::Pseudonym;
 
 pub(crate) const SECRET_LEN: usize = 32;
 
@@ -40,17 +41,19 @@ impl Secret {
 fn read(path: &Path) -> Result<Secret, AuditError> {
     let file = File::open(path).map_err(io_error("open the secret", path))?;
     let meta = file.metadata().map_err(io_error("stat the secret", path))?;
-    if !meta.is_file() {
-        return Err(AuditError::SecretNotAFile {
-            path: path.to_path_buf(),
-        });
-    }
-    let mode = meta.mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(AuditError::SecretPermissions {
-            path: path.to_path_buf(),
-            mode,
-        });
+    match exposure(&meta) {
+        None => {}
+        Some(Exposure::NotAFile) => {
+            return Err(AuditError::SecretNotAFile {
+                path: path.to_path_buf(),
+            })
+        }
+        Some(Exposure::Open { mode }) => {
+            return Err(AuditError::SecretPermissions {
+                path: path.to_path_buf(),
+                mode,
+            })
+        }
     }
     let mut bytes = Vec::with_capacity(SECRET_LEN + 1);
     file.take(SECRET_LEN as u64 + 1)
@@ -72,53 +75,9 @@ fn read(path: &Path) -> Result<Secret, AuditError> {
 }
 
 fn create(path: &Path) -> Result<(), AuditError> {
-    let rng = SystemRandom::new();
-    let mut secret = [0u8; SECRET_LEN];
-    let mut tag = [0u8; 8];
-    rng.fill(&mut secret).map_err(|_| AuditError::Random)?;
-    rng.fill(&mut tag).map_err(|_| AuditError::Random)?;
-    let tmp = sibling(path, &format!(".tmp-{}", hex(&tag)));
-    let written = write_new(&tmp, &secret);
-    secret.fill(0);
-    std::hint::black_box(&secret);
-    written?;
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => sync_parent(path),
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(error) => Err(io_error("publish the secret", path)(error)),
-    }
-}
-
-fn write_new(tmp: &Path, secret: &[u8]) -> Result<(), AuditError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(tmp)
-        .map_err(io_error("create", tmp))?;
-    file.write_all(secret).map_err(io_error("write", tmp))?;
-    file.sync_all().map_err(io_error("sync", tmp))
-}
-
-/// `path` with `suffix` added to its file name.
-pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(suffix);
-    path.with_file_name(name)
-}
-
-pub(crate) fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    }
-}
-
-fn sync_parent(path: &Path) -> Result<(), AuditError> {
-    let dir = parent(path);
-    File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(io_error("sync the directory", dir))
+    let mut secret = Zeroizing::new([0u8; SECRET_LEN]);
+    SystemRandom::new()
+        .fill(&mut *secret)
+        .map_err(|_| AuditError::Random)?;
+    publish_new(path, &*secret, "publish the secret").map(|_| ())
 }

@@ -1,57 +1,268 @@
 //! The audit log as an auditor and a crash see it: real files in a temporary directory.
 
+use std::cell::RefCell;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use proptest::prelude::*;
 use ring::hmac;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::*;
 
-const CITIZEN: &str = "85073003328";
-const OTHER_CITIZEN: &str = "90022712345";
+/// Synthetic national numbers: month 67 and 62 (no real number has them), valid check digits.
+const CITIZEN: &str = "85673000390";
+const OTHER_CITIZEN: &str = "90622712333";
+
+mod attacker;
+mod sealed;
+mod threats;
+
+/// 2025-03-03 08:00 UTC: when the tests' clocks start (and sealing is set up).
+const T0: OffsetDateTime = time::macros::datetime!(2025-03-03 08:00 UTC);
+
+/// A clock the test moves.
+struct ManualClock(Mutex<OffsetDateTime>);
+
+impl ManualClock {
+    fn set(&self, at: OffsetDateTime) {
+        *self.0.lock().unwrap() = at;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// What journald would keep of the writer's anchors on one thread, exported as
+/// `journalctl -u beid-agent -o json` prints it (trusted fields added as journald adds them).
+#[derive(Clone)]
+struct Journal {
+    clock: Arc<ManualClock>,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Journal {
+    fn export(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    fn anchors(&self) -> Anchors {
+        Anchors::parse_journal_export(&self.export(), DEFAULT_UNIT).unwrap()
+    }
+}
+
+thread_local! {
+    /// The journal of the fixture on this thread, if it has one.
+    static JOURNAL: RefCell<Option<Journal>> = const { RefCell::new(None) };
+}
+
+/// The process's subscriber in these tests: hands each anchor to the journal of the thread
+/// that logged it. (Per-thread scoped subscribers race with tracing's global cache of which
+/// callsites are enabled when tests run in parallel.)
+struct Journals;
+
+impl Journals {
+    fn install() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let _ = tracing::subscriber::set_global_default(Journals);
+        });
+    }
+}
+
+impl tracing::Subscriber for Journals {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target() == ANCHOR_TARGET
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        JOURNAL.with(|journal| {
+            if let Some(journal) = &*journal.borrow() {
+                journal.keep(event);
+            }
+        });
+    }
+}
+
+impl Journal {
+    /// Keeps an anchor as journald would: fields upper-cased, values as text, the unit and
+    /// the time stamped by journald.
+    fn keep(&self, event: &tracing::Event<'_>) {
+        struct Fields(serde_json::Map<String, serde_json::Value>);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                let name = match field.name() {
+                    "message" => "MESSAGE".to_owned(),
+                    name => name.to_uppercase(),
+                };
+                self.0.insert(name, format!("{value:?}").into());
+            }
+        }
+        let mut fields = Fields(serde_json::Map::new());
+        event.record(&mut fields);
+        let micros = self.clock.now().unix_timestamp_nanos() / 1000;
+        fields.0.insert("_SYSTEMD_UNIT".into(), DEFAULT_UNIT.into());
+        fields
+            .0
+            .insert("__REALTIME_TIMESTAMP".into(), micros.to_string().into());
+        let line = serde_json::Value::Object(fields.0).to_string();
+        self.lines.lock().unwrap().push(line);
+    }
+}
+
+/// While alive, anchors logged on this thread go to one journal.
+struct JournalGuard;
+
+impl Drop for JournalGuard {
+    fn drop(&mut self) {
+        JOURNAL.with(|journal| journal.borrow_mut().take());
+    }
+}
 
 struct Fixture {
-    _dir: tempfile::TempDir,
     log: PathBuf,
     secret: PathBuf,
+    clock: Arc<ManualClock>,
+    journal: Journal,
+    /// The verification key, for a sealed log.
+    key: Option<VerificationKey>,
+    _journal: Option<JournalGuard>,
+    _dir: tempfile::TempDir,
 }
 
 impl Fixture {
+    /// A log not sealed, with the clock at [`T0`].
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(Mutex::new(T0)));
         Self {
             log: dir.path().join("audit.jsonl"),
             secret: dir.path().join("audit.secret"),
+            journal: Journal {
+                clock: Arc::clone(&clock),
+                lines: Arc::default(),
+            },
+            clock,
+            key: None,
+            _journal: None,
             _dir: dir,
         }
     }
 
+    /// Anchors logged on this thread go to [`Fixture::journal`].
+    fn with_journal(mut self) -> Self {
+        Journals::install();
+        JOURNAL.with(|journal| *journal.borrow_mut() = Some(self.journal.clone()));
+        self._journal = Some(JournalGuard);
+        self
+    }
+
+    /// A log sealed at [`T0`] (epochs of 15 minutes), with a journal.
+    fn sealed() -> Self {
+        let mut fixture = Self::new().with_journal();
+        fixture.key = Some(seal_init(&fixture.log, DEFAULT_EPOCH, T0).unwrap());
+        fixture
+    }
+
     fn open(&self) -> AuditLog {
-        AuditLog::open(&self.log, &self.secret).unwrap()
+        self.try_open().unwrap()
+    }
+
+    fn try_open(&self) -> Result<AuditLog, AuditError> {
+        AuditLog::open_with_clock(&self.log, &self.secret, self.clock.clone())
+    }
+
+    fn at(&self, hour: u8, minute: u8) {
+        self.clock
+            .set(T0.replace_time(time::Time::from_hms(hour, minute, 0).unwrap()));
     }
 
     fn head(&self) -> PathBuf {
         head_path(&self.log)
     }
 
+    fn seal_state(&self) -> PathBuf {
+        seal_state_path(&self.log)
+    }
+
     fn bytes(&self) -> Vec<u8> {
         fs::read(&self.log).unwrap()
     }
 
+    /// `verify` with nothing but the log (and its head file).
     fn verify(&self) -> VerifyReport {
         verify(&self.log).unwrap()
+    }
+
+    /// `verify` as the city does it: with the verification key and the journal's anchors,
+    /// as of the clock.
+    fn audit(&self) -> VerifyReport {
+        self.verify_as(true, true)
+    }
+
+    fn verify_as(&self, key: bool, anchors: bool) -> VerifyReport {
+        let options = VerifyOptions {
+            key: if key { self.key.clone() } else { None },
+            anchors: anchors.then(|| self.journal.anchors()),
+            as_of: self.clock.now(),
+        };
+        verify_with(&self.log, &options).unwrap()
+    }
+
+    /// No temporary file (of the head, the secret, the sealing state) is left behind.
+    fn assert_no_temporary_files(&self) {
+        let leftovers: Vec<_> = fs::read_dir(self.log.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.contains("tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     fn append_raw(&self, bytes: &[u8]) {
         let mut file = OpenOptions::new().append(true).open(&self.log).unwrap();
         file.write_all(bytes).unwrap();
     }
+}
+
+/// The kinds of the findings, in order.
+fn kinds(report: &VerifyReport) -> Vec<&'static str> {
+    report
+        .findings
+        .iter()
+        .map(|finding| match finding.problem {
+            Problem::ForeignBytes { .. } => "foreign_bytes",
+            Problem::AfterStop { .. } => "after_stop",
+            Problem::NotSealed => "not_sealed",
+            Problem::KeyMismatch { .. } => "key_mismatch",
+            Problem::SealInvalid { .. } => "seal_invalid",
+            Problem::SealEpoch { .. } => "seal_epoch",
+            Problem::SealMisdated { .. } => "seal_misdated",
+            Problem::SealedLate { .. } => "sealed_late",
+            Problem::DatedAfterSeal { .. } => "dated_after_seal",
+            Problem::Unsealed { .. } => "unsealed",
+            Problem::AnchorMismatch { .. } => "anchor_mismatch",
+            Problem::TruncatedBeforeAnchor { .. } => "truncated_before_anchor",
+            Problem::NotAnchored { .. } => "not_anchored",
+            Problem::NoAnchors { .. } => "no_anchors",
+            _ => "other",
+        })
+        .collect()
 }
 
 fn card_session(session: Uuid) -> CardSession {
@@ -101,6 +312,45 @@ fn fill(log: &AuditLog, n: usize) {
             _ => log.api_request(&api_request(Some(session))).unwrap(),
         };
     }
+}
+
+/// One citizen at the counter: the card read, the advice, the POS looking at the session.
+fn visit(log: &AuditLog, decision: Decision) {
+    let session = Uuid::new_v4();
+    log.card_session(&card_session(session)).unwrap();
+    log.advice(&advice(session, decision), CITIZEN).unwrap();
+    log.api_request(&api_request(Some(session))).unwrap();
+}
+
+/// A sealed morning at a counter (epochs of 15 minutes from 08:00), the agent still running
+/// at 09:14: seq 0 start seal (epoch 0), 1 agent_started, 2-4 a visit at 08:05, 5 epoch seal
+/// (0), 6-8 a visit at 08:20, 9 epoch seal (1), 10-12 a visit at 08:50, 13 the idle
+/// timer's epoch seal (3) at 09:10, 14-16 a visit at 09:14.
+fn morning(fixture: &Fixture) -> AuditLog {
+    fixture.at(8, 1);
+    let log = fixture.open();
+    log.agent_started(&AgentStarted::this_process(Some("balie-3".into())))
+        .unwrap();
+    fixture.at(8, 5);
+    visit(&log, Decision::Eligible);
+    fixture.at(8, 20);
+    visit(&log, Decision::NotEligible);
+    fixture.at(8, 50);
+    visit(&log, Decision::Eligible);
+    fixture.at(9, 10);
+    assert!(log.seal_due().unwrap().is_some());
+    assert!(log.seal_due().unwrap().is_none(), "one seal per epoch");
+    fixture.at(9, 14);
+    visit(&log, Decision::Unknown);
+    log
+}
+
+/// [`morning`], then the agent stops at 09:20: seq 17 epoch seal (4), 18 stop seal (5).
+fn working_day(fixture: &Fixture) {
+    let log = morning(fixture);
+    fixture.at(9, 20);
+    let stop = log.close().unwrap().unwrap();
+    assert_eq!(stop.seq, 18);
 }
 
 /// The lines of a log, each with its newline.
@@ -660,18 +910,24 @@ fn a_garbage_line_in_the_middle_is_not_taken_for_debris() {
     ));
 }
 
-/// Someone appends to the file while the agent runs: the agent notices the length and
-/// seals the foreign bytes before its next record.
+/// Someone appends to the file while the agent runs: the agent notices the length, keeps
+/// the bytes where they are, names them in a `foreign_bytes` record before its next record,
+/// and `verify` reports them: a crash never leaves bytes while the agent runs.
 #[test]
-fn bytes_written_behind_the_agents_back_are_sealed() {
+fn bytes_written_behind_the_agents_back_are_sealed_and_reported() {
     let fixture = Fixture::new();
     let log = fixture.open();
     fill(&log, 2);
-    fixture.append_raw(b"injected\n");
+    let offset = fixture.bytes().len() as u64;
+    fixture.append_raw(b"injected");
     fill(&log, 1);
     let report = fixture.verify();
-    assert_eq!(report.verdict(), Verdict::Intact, "{report}");
-    assert_eq!((report.records, report.recovered.len()), (4, 1));
+    assert_eq!(report.verdict(), Verdict::Broken, "{report}");
+    assert_eq!((report.records, report.recovered.len()), (4, 0));
+    assert!(report.problem.is_none(), "the chain itself holds: {report}");
+    let kinds: Vec<_> = report.findings.iter().map(|f| &f.problem).collect();
+    assert_eq!(kinds, [&Problem::ForeignBytes { offset, length: 8 }]);
+    assert_eq!(report.findings[0].seq, Some(2));
 }
 
 #[test]
@@ -755,12 +1011,7 @@ fn the_secret_is_created_0600_and_reused() {
         let mode = fs::metadata(private).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", private.display());
     }
-    let leftovers: Vec<_> = fs::read_dir(fixture.log.parent().unwrap())
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name.contains(".tmp"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    fixture.assert_no_temporary_files();
 }
 
 #[test]

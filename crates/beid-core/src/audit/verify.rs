@@ -1,22 +1,30 @@
-//! `verify`: walks a log from its first byte, checks every record's hash and its link to the
-//! one before, accepts sealed crash debris, then compares the end with the head file.
+//! `verify`: walks a log from its first byte (see [`super::walk`]), compares its end with the
+//! head file, then judges what the chain holds: its seals (with the verification key, if
+//! given; see [`super::verify_seals`]) and the journal's anchors (if given; see
+//! [`super::anchors`]). It says plainly what it could not check.
 
 use std::fmt;
 use std::fs;
 use std::path::Path;
 
 use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
+use super::anchors::{self, Anchoring, Anchors};
 use super::error::{io_error, AuditError};
 use super::head::{head_path, HeadFile};
-use super::record::{check_line, ChainHead, Checked, Event, Record, Sha256, GENESIS};
-use super::writer::MAX_RECOVERED;
+use super::record::{ChainHead, GENESIS};
+use super::sealing::{KeyId, VerificationKey};
+use super::verify_seals::{self, Pending, Sealing};
+use super::walk::{walk, Link, LinkKind, Start};
 
-/// What `verify` found. The chain is sound up to `records` records; `problem` is the first
-/// thing wrong after that, if anything.
+/// What `verify` found. The chain is sound up to `records` records; `problem` is where it
+/// breaks, if it does; `findings` is everything else wrong (seals, anchors, foreign bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
-    /// Whole records checked and chained (`recovered_tail` records included).
+    pub verdict: Verdict,
+    /// Whole records checked and chained (`recovered_tail` and `seal` records included).
     pub records: u64,
     /// The last record that checked.
     pub last: Option<ChainHead>,
@@ -27,7 +35,16 @@ pub struct VerifyReport {
     /// Bytes after the last whole record with no newline and no seal yet: what a crash leaves
     /// until the agent starts again. Not a problem on its own.
     pub partial_tail: Option<Fragment>,
+    /// Where the chain breaks: the first line that does not extend it, or the head file.
     pub problem: Option<Finding>,
+    /// What the seals say, or why they were not checked.
+    pub sealing: Sealing,
+    /// Records after the last seal: not sealed yet.
+    pub unsealed: Option<Pending>,
+    /// What the journal's anchors say, or that they were not checked.
+    pub anchoring: Anchoring,
+    /// Everything wrong besides `problem`, in the order of the log.
+    pub findings: Vec<Finding>,
 }
 
 /// The one-word outcome, e.g. for an exit code.
@@ -42,15 +59,12 @@ pub enum Verdict {
 
 impl VerifyReport {
     pub fn verdict(&self) -> Verdict {
-        match (&self.problem, &self.partial_tail) {
-            (Some(_), _) => Verdict::Broken,
-            (None, Some(_)) => Verdict::IntactUpToPartialTail,
-            (None, None) => Verdict::Intact,
-        }
+        self.verdict
     }
 
+    /// No problem and no finding (a partial last line from a crash is not one).
     pub fn is_intact(&self) -> bool {
-        self.problem.is_none()
+        self.verdict != Verdict::Broken
     }
 }
 
@@ -75,7 +89,7 @@ pub struct Fragment {
     pub length: u64,
 }
 
-/// The first problem: where, and what.
+/// One thing wrong: where, and what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// The first bad (or missing) `seq`, when one can be named.
@@ -84,6 +98,18 @@ pub struct Finding {
     pub line: Option<u64>,
     pub offset: Option<u64>,
     pub problem: Problem,
+}
+
+impl Finding {
+    /// A finding about the log as a whole, not one of its lines.
+    pub(crate) fn about_log(seq: Option<u64>, problem: Problem) -> Self {
+        Self {
+            seq,
+            line: None,
+            offset: None,
+            problem,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -114,83 +140,133 @@ pub enum Problem {
     HeadStale { head_seq: u64, last_seq: u64 },
     /// The head file names a record this log does not have (another log, or rewritten).
     HeadMismatch { head_seq: u64 },
+    /// Another process wrote these bytes into the log (the agent sealed them with a
+    /// `foreign_bytes` record at `seq`).
+    ForeignBytes { offset: u64, length: u64 },
+    /// A record follows the agent's stop seal (`stop_seq`) with no start seal between:
+    /// written while the agent was not running.
+    AfterStop { stop_seq: u64 },
+    /// A verification key was given but the log holds no seal.
+    NotSealed,
+    /// The seals are made under another key than the one given.
+    KeyMismatch { log_key: KeyId, given_key: KeyId },
+    /// `seals` seals from `seq` on do not verify: the records since `since_seq` were changed
+    /// after they were sealed (hashes recomputed), or the seals were forged.
+    SealInvalid { since_seq: u64, seals: u64 },
+    /// The seal is of epoch `found` where the key had reached `expected`: seals were removed
+    /// (and the records with them), or this seal was made with a later key.
+    SealEpoch { expected: u64, found: u64 },
+    /// The seal is dated before its epoch began (or, for an `epoch` seal, before its epoch
+    /// ended).
+    SealMisdated { epoch: u64 },
+    /// `records` records from `seq` on are dated in epoch `dated` but sealed with the key of
+    /// epoch `sealed`: sealed late, after their own key was erased.
+    SealedLate {
+        records: u64,
+        dated: u64,
+        sealed: u64,
+    },
+    /// Records are dated after the epoch of the key that seals them.
+    DatedAfterSeal {
+        records: u64,
+        dated: u64,
+        sealed: u64,
+    },
+    /// No seal since `since` (the last seal, `seq`), though one was due by `due`: the
+    /// agent stopped without sealing (crash, power cut, killed) and has not started again,
+    /// or the log was cut after the last seal.
+    Unsealed {
+        #[serde(with = "time::serde::rfc3339")]
+        since: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        due: OffsetDateTime,
+    },
+    /// The journal anchored this `seq` with another hash (`anchors` anchors disagree from
+    /// here): the records up to it were rewritten.
+    AnchorMismatch {
+        #[serde(with = "time::serde::rfc3339::option")]
+        anchored_at: Option<OffsetDateTime>,
+        anchors: u64,
+    },
+    /// The journal anchored `anchor_seq`, after the log's last record: the log was cut.
+    TruncatedBeforeAnchor {
+        anchor_seq: u64,
+        #[serde(with = "time::serde::rfc3339::option")]
+        anchored_at: Option<OffsetDateTime>,
+        last_seq: Option<u64>,
+    },
+    /// `seals` seals from this one on that the journal has no anchor of (at their seq),
+    /// though it anchored seals before them.
+    NotAnchored {
+        seals: u64,
+        #[serde(with = "time::serde::rfc3339::option")]
+        last_anchor_at: Option<OffsetDateTime>,
+    },
+    /// The journal export holds no anchor of the unit.
+    NoAnchors { unit: String },
 }
 
-/// Verifies the log at `path` against its head file (`<path>.head`). `Err` only when a file
-/// cannot be read; anything wrong inside them is in the report. Reads the whole log into
-/// memory (100 000 records are about 40 MB).
+/// What `verify` is given besides the log: the verification key, the journal's anchors, and
+/// the time to judge "a seal is overdue" against.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    pub key: Option<VerificationKey>,
+    pub anchors: Option<Anchors>,
+    /// Usually now; the time the log was copied when verifying an older copy.
+    pub as_of: OffsetDateTime,
+}
+
+impl VerifyOptions {
+    /// No key, no anchors, judged as of now.
+    pub fn now() -> Self {
+        Self {
+            key: None,
+            anchors: None,
+            as_of: OffsetDateTime::now_utc(),
+        }
+    }
+}
+
+/// Verifies the log at `path` against its head file (`<path>.head`), with no key and no
+/// anchors. `Err` only when a file cannot be read; anything wrong inside them is in the
+/// report.
 pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport, AuditError> {
+    verify_with(path, &VerifyOptions::now())
+}
+
+/// [`verify`] with a verification key and anchors. Reads the whole log into memory (100 000
+/// records are about 40 MB).
+pub fn verify_with(
+    path: impl AsRef<Path>,
+    options: &VerifyOptions,
+) -> Result<VerifyReport, AuditError> {
     let path = path.as_ref();
     let log = fs::read(path).map_err(io_error("read", path))?;
     let head = HeadFile::read(&head_path(path))?;
-    Ok(verify_bytes(&log, head))
+    Ok(verify_bytes(&log, head, options))
 }
 
 /// [`verify`] over bytes: the log and the head file's content (`None`: no head file).
 pub fn verify_bytes_with_head(log: &[u8], head: Option<&[u8]>) -> VerifyReport {
-    verify_bytes(log, head.map_or(HeadFile::Absent, HeadFile::parse))
+    let head = head.map_or(HeadFile::Absent, HeadFile::parse);
+    verify_bytes(log, head, &VerifyOptions::now())
 }
 
-pub(crate) fn verify_bytes(data: &[u8], head: HeadFile) -> VerifyReport {
-    let mut walk = Walk {
-        data,
-        pos: 0,
-        line: 1,
-        expected: 0,
+pub(crate) fn verify_bytes(data: &[u8], head: HeadFile, options: &VerifyOptions) -> VerifyReport {
+    let start = Start {
+        seq: 0,
         prev: GENESIS,
-        last_prev: GENESIS,
-        last: None,
-        records: 0,
-        recovered: Vec::new(),
-        head_seq: match head {
-            HeadFile::Present(head) => Some(head.seq),
-            _ => None,
-        },
-        hash_at_head_seq: None,
+        line: 1,
     };
-    let mut partial_tail = None;
-    let mut problem = None;
-    while walk.pos < data.len() {
-        let Some(newline) = find_newline(data, walk.pos) else {
-            let length = data.len() - walk.pos;
-            if length > MAX_RECOVERED {
-                let reason = "more bytes after the last line than a crash leaves".to_owned();
-                problem = Some(walk.here(walk.expected, Problem::Malformed { reason }));
-            } else {
-                partial_tail = Some(Fragment {
-                    offset: walk.pos as u64,
-                    length: length as u64,
-                });
-            }
-            break;
-        };
-        let checked = data
-            .get(walk.pos..newline)
-            .map_or(Checked::Malformed("unreadable"), check_line);
-        if let Checked::Record(record) = &checked {
-            let extends = record.seq == walk.expected
-                && record.prev == walk.prev
-                && !matches!(record.event, Event::RecoveredTail(_));
-            if extends {
-                walk.accept(record, newline);
-                continue;
-            }
-        }
-        if let Some((seal, seal_end)) = walk.find_seal() {
-            walk.recovered.push(Fragment {
-                offset: walk.pos as u64,
-                length: seal.1,
-            });
-            walk.accept(&seal.0, seal_end);
-            continue;
-        }
-        problem = Some(walk.classify(checked, newline));
-        break;
-    }
+    let walked = walk(data, 0, start);
+    let mut problem = walked.problem;
+    // Whether the walk went through the whole log: a head file problem does not stop the
+    // seals and anchors from judging the chain's end.
+    let complete = problem.is_none();
     let head_status = if problem.is_some() {
         HeadStatus::NotChecked
     } else {
-        match walk.check_head(head) {
+        match check_head(&walked.links, head) {
             Ok(status) => status,
             Err(finding) => {
                 problem = Some(finding);
@@ -198,201 +274,100 @@ pub(crate) fn verify_bytes(data: &[u8], head: HeadFile) -> VerifyReport {
             }
         }
     };
+    let links = &walked.links;
+    let seals = verify_seals::check(links, options.key.as_ref(), options.as_of, complete);
+    let (anchoring, anchor_findings) = match &options.anchors {
+        Some(journal) => anchors::check(links, journal, complete),
+        None => (Anchoring::NotChecked, Vec::new()),
+    };
+    let mut findings = seals.findings;
+    findings.extend(anchor_findings);
+    findings.sort_by_key(|finding| finding.offset.unwrap_or(u64::MAX));
+    let verdict = match (&problem, findings.is_empty(), &walked.partial_tail) {
+        (Some(_), _, _) | (None, false, _) => Verdict::Broken,
+        (None, true, Some(_)) => Verdict::IntactUpToPartialTail,
+        (None, true, None) => Verdict::Intact,
+    };
     VerifyReport {
-        records: walk.records,
-        last: walk.last,
+        verdict,
+        records: links.len() as u64,
+        last: links.last().map(|link| ChainHead {
+            seq: link.seq,
+            hash: link.hash,
+        }),
         head: head_status,
-        recovered: walk.recovered,
-        partial_tail,
-        problem,
-    }
-}
-
-fn find_newline(data: &[u8], from: usize) -> Option<usize> {
-    data.get(from..)?
-        .iter()
-        .position(|&byte| byte == b'\n')
-        .map(|at| from + at)
-}
-
-struct Walk<'a> {
-    data: &'a [u8],
-    /// Start of the current line.
-    pos: usize,
-    /// 1-based number of the current line.
-    line: u64,
-    expected: u64,
-    /// Hash of the last record accepted (the `prev` the next one must carry).
-    prev: Sha256,
-    /// `prev` of the last record accepted.
-    last_prev: Sha256,
-    last: Option<ChainHead>,
-    records: u64,
-    recovered: Vec<Fragment>,
-    head_seq: Option<u64>,
-    hash_at_head_seq: Option<Sha256>,
-}
-
-impl Walk<'_> {
-    /// Takes `record` (ending at the newline `newline`) into the chain.
-    fn accept(&mut self, record: &Record, newline: usize) {
-        if Some(record.seq) == self.head_seq {
-            self.hash_at_head_seq = Some(record.hash);
-        }
-        self.records += 1;
-        self.last_prev = record.prev;
-        self.prev = record.hash;
-        self.last = Some(record.head());
-        self.expected = record.seq.saturating_add(1);
-        let lines = self
-            .data
-            .get(self.pos..=newline)
-            .map_or(1, |bytes| bytes.iter().filter(|&&b| b == b'\n').count());
-        self.line += lines as u64;
-        self.pos = newline + 1;
-    }
-
-    /// A `recovered_tail` record that seals the bytes from `pos`: it must name `pos` as its
-    /// offset, continue the chain, start right after the sealed bytes (and a newline the
-    /// agent added if they lacked one), and carry their SHA-256. Returns it with the sealed
-    /// length and the offset of its own newline.
-    fn find_seal(&self) -> Option<((Record, u64), usize)> {
-        let limit = self.pos.saturating_add(MAX_RECOVERED + 1);
-        let mut start = find_newline(self.data, self.pos)? + 1;
-        while start <= limit {
-            let newline = find_newline(self.data, start)?;
-            if let Some(Checked::Record(record)) = self.data.get(start..newline).map(check_line) {
-                if let Event::RecoveredTail(seal) = record.event {
-                    if seal.offset == self.pos as u64 {
-                        let sealed = self.seals(&record, seal.length, seal.sha256, start);
-                        return sealed.then_some(((*record, seal.length), newline));
-                    }
-                }
-            }
-            start = newline + 1;
-        }
-        None
-    }
-
-    fn seals(&self, record: &Record, length: u64, sha256: Sha256, line_start: usize) -> bool {
-        let Some(end) = usize::try_from(length)
-            .ok()
-            .and_then(|length| self.pos.checked_add(length))
-        else {
-            return false;
-        };
-        let Some(bytes) = self.data.get(self.pos..end).filter(|b| !b.is_empty()) else {
-            return false;
-        };
-        let placed = if bytes.ends_with(b"\n") {
-            line_start == end
-        } else {
-            line_start == end + 1 && self.data.get(end) == Some(&b'\n')
-        };
-        placed
-            && record.seq == self.expected
-            && record.prev == self.prev
-            && Sha256::of(bytes) == sha256
-    }
-
-    fn here(&self, seq: u64, problem: Problem) -> Finding {
-        Finding {
-            seq: Some(seq),
-            line: Some(self.line),
-            offset: Some(self.pos as u64),
-            problem,
-        }
-    }
-
-    fn classify(&self, checked: Checked, newline: usize) -> Finding {
-        let here = |seq, problem| self.here(seq, problem);
-        let record = match checked {
-            Checked::Edited => return here(self.expected, Problem::Edited),
-            Checked::Malformed(reason) => {
-                let reason = reason.to_owned();
-                return here(self.expected, Problem::Malformed { reason });
-            }
-            Checked::Record(record) => record,
-        };
-        if record.seq == self.expected {
-            if record.prev == self.prev {
-                let reason = "recovered_tail with no damaged bytes before it".to_owned();
-                return here(self.expected, Problem::Malformed { reason });
-            }
-            return here(self.expected.saturating_sub(1), Problem::Rehashed);
-        }
-        if record.seq < self.expected {
-            return here(self.expected, Problem::Reordered { found: record.seq });
-        }
-        let next_seq = find_newline(self.data, newline + 1)
-            .and_then(|end| self.data.get(newline + 1..end))
-            .and_then(|line| match check_line(line) {
-                Checked::Record(next) => Some(next.seq),
+        recovered: links
+            .iter()
+            .filter_map(|link| match link.kind {
+                LinkKind::Recovered(fragment) => Some(fragment),
                 _ => None,
-            });
-        match next_seq {
-            Some(next) if next < record.seq => {
-                here(self.expected, Problem::Reordered { found: record.seq })
-            }
-            _ => here(
-                self.expected,
-                Problem::Deleted {
-                    missing: record.seq - self.expected,
-                },
-            ),
-        }
+            })
+            .collect(),
+        partial_tail: walked.partial_tail,
+        problem,
+        sealing: seals.sealing,
+        unsealed: seals.pending,
+        anchoring,
+        findings,
     }
+}
 
-    fn check_head(&self, head: HeadFile) -> Result<HeadStatus, Finding> {
-        let at_end = |seq, problem| Finding {
-            seq,
-            line: None,
-            offset: None,
-            problem,
-        };
-        let head = match head {
-            HeadFile::Malformed => return Err(at_end(None, Problem::HeadMalformed)),
-            HeadFile::Absent => {
-                return match self.last {
-                    None => Ok(HeadStatus::NotNeeded),
-                    Some(last) if last.seq == 0 => Ok(HeadStatus::LagsByOne),
-                    Some(_) => Err(at_end(None, Problem::HeadMissing)),
-                }
+/// The head file against the chain's end: the last record, or the one before it (a crash
+/// between the append and the head's replacement).
+fn check_head(links: &[Link], head: HeadFile) -> Result<HeadStatus, Finding> {
+    let last = links.last();
+    let head = match head {
+        HeadFile::Malformed => return Err(Finding::about_log(None, Problem::HeadMalformed)),
+        HeadFile::Absent => {
+            return match last {
+                None => Ok(HeadStatus::NotNeeded),
+                Some(last) if last.seq == 0 => Ok(HeadStatus::LagsByOne),
+                Some(_) => Err(Finding::about_log(None, Problem::HeadMissing)),
             }
-            HeadFile::Present(head) => head,
-        };
-        let Some(last) = self.last.filter(|last| last.seq >= head.seq) else {
-            let last_seq = self.last.map(|last| last.seq);
-            let first_missing = last_seq.map_or(0, |seq| seq.saturating_add(1));
-            let problem = Problem::Truncated {
-                head_seq: head.seq,
-                last_seq,
-            };
-            return Err(at_end(Some(first_missing), problem));
-        };
-        let mismatch = || {
-            let problem = Problem::HeadMismatch { head_seq: head.seq };
-            Err(at_end(Some(head.seq), problem))
-        };
-        if last.seq == head.seq {
-            return if last.hash == head.hash {
-                Ok(HeadStatus::Matches)
-            } else {
-                mismatch()
-            };
         }
-        if self.hash_at_head_seq != Some(head.hash) {
-            return mismatch();
-        }
-        if last.seq - head.seq == 1 && self.last_prev == head.hash {
-            return Ok(HeadStatus::LagsByOne);
-        }
-        let problem = Problem::HeadStale {
+        HeadFile::Present(head) => head,
+    };
+    let Some(last) = last.filter(|last| last.seq >= head.seq) else {
+        let last_seq = last.map(|last| last.seq);
+        let first_missing = last_seq.map_or(0, |seq| seq.saturating_add(1));
+        let problem = Problem::Truncated {
             head_seq: head.seq,
-            last_seq: last.seq,
+            last_seq,
         };
-        Err(at_end(None, problem))
+        return Err(Finding::about_log(Some(first_missing), problem));
+    };
+    let mismatch = || {
+        let problem = Problem::HeadMismatch { head_seq: head.seq };
+        Err(Finding::about_log(Some(head.seq), problem))
+    };
+    let named = links
+        .iter()
+        .rev()
+        .find(|link| link.seq == head.seq)
+        .map(|link| link.hash);
+    if named != Some(head.hash) {
+        return mismatch();
     }
+    if last.seq == head.seq {
+        return Ok(HeadStatus::Matches);
+    }
+    if last.seq - head.seq == 1 && last.prev == head.hash {
+        return Ok(HeadStatus::LagsByOne);
+    }
+    let problem = Problem::HeadStale {
+        head_seq: head.seq,
+        last_seq: last.seq,
+    };
+    Err(Finding::about_log(None, problem))
+}
+
+/// RFC 3339, for messages.
+pub(crate) fn when(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
+}
+
+fn when_opt(at: &Option<OffsetDateTime>) -> String {
+    at.map_or_else(|| "an unknown time".to_owned(), when)
 }
 
 impl fmt::Display for Problem {
@@ -424,13 +399,128 @@ impl fmt::Display for Problem {
             Self::HeadMismatch { head_seq } => {
                 write!(f, "the head file's seq {head_seq} is not this log's record")
             }
+            Self::ForeignBytes { offset, length } => write!(
+                f,
+                "another process wrote {length} byte(s) into the log at offset {offset} \
+                 (the agent found them and sealed them as foreign_bytes)"
+            ),
+            Self::AfterStop { stop_seq } => write!(
+                f,
+                "written after the agent's stop seal (seq {stop_seq}) while it was not \
+                 running: appended by someone else"
+            ),
+            Self::NotSealed => f.write_str(
+                "the log holds no seal, though a verification key was given: sealing was \
+                 never set up for it, or every seal was removed",
+            ),
+            Self::KeyMismatch { log_key, given_key } => write!(
+                f,
+                "sealed under key id {log_key}, not under the given key (id {given_key}): \
+                 another counter's key, or the sealing state was replaced"
+            ),
+            Self::SealInvalid { since_seq, seals } => write!(
+                f,
+                "{seals} seal(s) from here on do not verify: a record from seq {since_seq} on \
+                 was edited, inserted or deleted after sealing and the hashes recomputed, \
+                 or the seal was forged"
+            ),
+            Self::SealEpoch { expected, found } if found > expected => write!(
+                f,
+                "seal of epoch {found} where epoch {expected} was due: the seals of epochs \
+                 {expected} to {} were removed, with the records they sealed, or this seal \
+                 was made later with a key the intruder read",
+                found - 1
+            ),
+            Self::SealEpoch { expected, found } => write!(
+                f,
+                "seal of epoch {found} after the key had reached epoch {expected}: a seal \
+                 replayed or moved"
+            ),
+            Self::SealMisdated { epoch } => {
+                write!(f, "the seal is dated outside its epoch {epoch}: backdated")
+            }
+            Self::SealedLate {
+                records,
+                dated,
+                sealed,
+            } => write!(
+                f,
+                "{records} record(s) from here on are dated in epoch {dated} but sealed with \
+                 the key of epoch {sealed}: sealed after their own key was erased, so \
+                 rewritten or inserted later"
+            ),
+            Self::DatedAfterSeal {
+                records,
+                dated,
+                sealed,
+            } => write!(
+                f,
+                "{records} record(s) from here on are dated in epoch {dated}, after the epoch \
+                 {sealed} of the key that seals them: misdated (a clock that jumped, or forged)"
+            ),
+            Self::Unsealed { since, due } => write!(
+                f,
+                "sealed only up to {}: a seal was due by {}; the agent stopped without \
+                 sealing (crash, power cut, killed) and has not started since, or the log \
+                 was truncated after this seal",
+                when(*since),
+                when(*due)
+            ),
+            Self::AnchorMismatch {
+                anchored_at,
+                anchors,
+            } => write!(
+                f,
+                "the journal anchored this seq with another hash at {} ({anchors} anchor(s) \
+                 disagree from here on): the records up to it were rewritten",
+                when_opt(anchored_at)
+            ),
+            Self::TruncatedBeforeAnchor {
+                anchor_seq,
+                anchored_at,
+                last_seq,
+            } => write!(
+                f,
+                "truncated after seq {}: the journal anchored seq {anchor_seq} at {} (if the \
+                 agent wrote it between your copy of the log and the journal export, copy \
+                 and export again)",
+                last_seq.map_or("(none)".to_owned(), |seq| seq.to_string()),
+                when_opt(anchored_at)
+            ),
+            Self::NotAnchored {
+                seals,
+                last_anchor_at,
+            } => write!(
+                f,
+                "{seals} seal(s) from here on that the journal never anchored (its last \
+                 anchor is from {}): forged, or written after the journal export (export it \
+                 again after copying the log)",
+                when_opt(last_anchor_at)
+            ),
+            Self::NoAnchors { unit } => write!(
+                f,
+                "the journal export holds no anchor of {unit}: not checked against the journal"
+            ),
         }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.seq {
+            Some(seq) => write!(f, "seq {seq}")?,
+            None => f.write_str("log")?,
+        }
+        if let (Some(line), Some(offset)) = (self.line, self.offset) {
+            write!(f, " (line {line}, offset {offset})")?;
+        }
+        write!(f, ": {}", self.problem)
     }
 }
 
 impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verdict = match self.verdict() {
+        let verdict = match self.verdict {
             Verdict::Intact => "intact",
             Verdict::IntactUpToPartialTail => "intact up to a partial last line (crash)",
             Verdict::Broken => "BROKEN",
@@ -453,15 +543,19 @@ impl fmt::Display for VerifyReport {
                 tail.length, tail.offset
             )?;
         }
+        writeln!(f, "seals: {}", self.sealing)?;
+        if let Some(pending) = &self.unsealed {
+            writeln!(f, "not sealed yet: {pending}")?;
+        }
+        writeln!(f, "anchors: {}", self.anchoring)?;
         if let Some(finding) = &self.problem {
-            write!(f, "first problem")?;
-            if let Some(seq) = finding.seq {
-                write!(f, " at seq {seq}")?;
+            writeln!(f, "chain broken at {finding}")?;
+        }
+        if !self.findings.is_empty() {
+            writeln!(f, "findings:")?;
+            for finding in &self.findings {
+                writeln!(f, "  - {finding}")?;
             }
-            if let (Some(line), Some(offset)) = (finding.line, finding.offset) {
-                write!(f, " (line {line}, offset {offset})")?;
-            }
-            writeln!(f, ": {}", finding.problem)?;
         }
         Ok(())
     }

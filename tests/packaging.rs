@@ -568,6 +568,7 @@ fn the_debian_package_installs_everything_and_enables_but_never_first_starts_the
         "copyright",
         "README.md",
         "docs/local-api.md",
+        "docs/installing.md",
         "docs/upstream-openapi.yaml",
         "hardware/readers.md",
         "hardware/cards.md",

@@ -127,10 +127,12 @@ fn debian_mirror_in(text: &str) -> Option<String> {
             .split_whitespace()
             .filter(|w| !w.starts_with('['))
             .collect();
-        if words.first() == Some(&"deb") && words.len() >= 3 && !words[2].contains("security") {
-            if is_archive(words[1]) {
-                return Some(words[1].trim_end_matches('/').to_owned());
-            }
+        if words.first() == Some(&"deb")
+            && words.len() >= 3
+            && !words[2].contains("security")
+            && is_archive(words[1])
+        {
+            return Some(words[1].trim_end_matches('/').to_owned());
         }
     }
     // deb822: stanzas with `URIs:` and `Suites:`.

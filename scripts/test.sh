@@ -15,7 +15,7 @@ cargo test --locked --workspace --doc
 scripts/fuzz-smoke.sh
 
 # The tests stop everything they start; prove it.
-leftover=$(pgrep -f 'pcscd --foreground -c /tmp/beid-pcscd-|beid-agent (simulate-card|serve)|chromedriver --port' || true)
+leftover=$(pgrep -f 'pcscd --foreground -c /tmp/beid-pcscd-|beid-agent (simulate-card|serve)|chromedriver --port|systemd-nspawn .*debian13-root' || true)
 if [ -n "$leftover" ]; then
   echo "tests left processes behind:" >&2
   ps -o pid,args -p $leftover >&2 || true

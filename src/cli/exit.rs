@@ -112,9 +112,7 @@ impl From<ReaderError> for Failure {
                 "{text}: start it (systemctl start pcscd.socket) or check PCSCLITE_CSOCK_NAME"
             )),
             ReaderError::AccessDenied(_) => Self::NoService(format!(
-                "{text}: pcscd asks polkit, which lets only the beid-agent user in (the rule {}); \
-                 run as that user, and see `beid-agent diagnose`",
-                super::diagnose::POLKIT_RULE
+                "{text}: on pcsc-lite 2.x install the polkit rule from hardware/ for this user"
             )),
             ReaderError::NoReaders | ReaderError::UnknownReader(_) | ReaderError::ReaderGone(_) => {
                 Self::NoReader(format!("{text}: check the USB cable and `beid-agent diagnose`"))

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use super::host::{POLKIT_RULE, POLKIT_RULE_REMEDY};
 use super::report::{Report, Verdict};
 use crate::beid::{AtrHint, BeidCard, CardError, LifeCycle};
 use crate::cli::exit::sentence;
@@ -18,16 +17,12 @@ pub fn check_readers(report: &mut Report, timeout: Duration) {
         Ok(session) => session,
         Err(error) => {
             let hint = match error {
-                crate::reader::ReaderError::AccessDenied(_) => format!(
-                    "pcscd asked polkit, which refused this user. polkit lets only the beid-agent \
-                     user in, through the rule {POLKIT_RULE}: run this as that user \
-                     (`runuser -u beid-agent -- beid-agent diagnose`); if that user is refused \
-                     too, the rule is missing or polkitd is down (`systemctl status polkit`): \
-                     {POLKIT_RULE_REMEDY}"
-                ),
-                _ => "start pcscd: `systemctl start pcscd.socket` (install it with `apt install pcscd` if missing)".to_owned(),
+                crate::reader::ReaderError::AccessDenied(_) => {
+                    "pcscd refused this user: install the polkit rule (see the pcscd access check) or run as the agent's user"
+                }
+                _ => "start pcscd: `systemctl start pcscd.socket` (install it with `apt install pcscd` if missing)",
             };
-            report.fail("pcscd", sentence(&error), &hint);
+            report.fail("pcscd", sentence(&error), hint);
             return;
         }
     };

@@ -11,13 +11,7 @@ use super::setup::day;
 
 /// The polkit rule the Debian package installs (`hardware/polkit/60-beid-agent.rules` in the
 /// source): it lets exactly the `beid-agent` user use pcscd where pcscd asks polkit.
-pub const POLKIT_RULE: &str = "/usr/share/polkit-1/rules.d/60-beid-agent.rules";
-
-/// What brings [`POLKIT_RULE`] back, for every message that finds it missing.
-pub const POLKIT_RULE_REMEDY: &str =
-    "reinstall the package to restore it: `apt install --reinstall beid-agent` \
-     (polkitd reads rules at once, nothing to restart); without the package, copy \
-     hardware/polkit/60-beid-agent.rules from the agent's source into /etc/polkit-1/rules.d/";
+const POLKIT_RULE: &str = "/usr/share/polkit-1/rules.d/60-beid-agent.rules";
 
 /// Where to look for pcscd and for polkit's files; the tests point it elsewhere.
 #[derive(Debug, Clone)]
@@ -91,7 +85,12 @@ fn check_polkit(report: &mut Report, paths: &HostPaths, version: &str) {
                      access: pcscd refuses the agent without the rule {POLKIT_RULE}",
                     dirs.join(" or ")
                 ),
-                &format!("install the polkit rule {POLKIT_RULE}: {POLKIT_RULE_REMEDY}"),
+                &format!(
+                    "install the polkit rule {POLKIT_RULE}: `apt install --reinstall beid-agent` \
+                     restores it (polkitd reads rules at once, nothing to restart); without the \
+                     package, copy hardware/polkit/60-beid-agent.rules from the agent's source \
+                     into /etc/polkit-1/rules.d/"
+                ),
             );
         }
     }

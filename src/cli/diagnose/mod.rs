@@ -18,8 +18,6 @@ use super::exit::Failure;
 use super::settings::DEFAULT_CONFIG;
 use report::Report;
 
-pub(crate) use host::POLKIT_RULE;
-
 #[derive(Debug, clap::Args)]
 pub struct DiagnoseArgs {
     /// Print JSON instead of text.

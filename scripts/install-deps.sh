@@ -6,13 +6,15 @@
 #                          openssl for test keys, Chromium and its WebDriver for the pages,
 #                          node for the polkit rule, systemd-analyze for the unit, cargo-deb
 #                          with dpkg-dev and binutils for the Debian package, procps for
-#                          kill and pgrep)
+#                          kill and pgrep, debootstrap and systemd-container for the
+#                          booted Debian 13 of tests/debian13.rs)
 set -euo pipefail
 
 packages=(pcscd libpcsclite-dev pkgconf vsmartcard-vpcd util-linux coreutils)
 if [ "${1:-test}" = test ]; then
   packages+=(opensc openssl chromium chromium-driver fonts-dejavu-core
     nodejs systemd dpkg-dev binutils procps)
+  packages+=(debootstrap systemd-container)
 fi
 
 missing=()

@@ -12,15 +12,18 @@
 
 #[path = "common/browser.rs"]
 mod browser;
+#[path = "common/package.rs"]
+mod package;
 #[path = "common/simulated.rs"]
 mod simulated;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use package::{build_package, require, run, run_ok};
 use simulated::SimulatedServe;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_beid-agent");
@@ -40,45 +43,6 @@ fn repo(path: &str) -> PathBuf {
 
 fn temp_dir(prefix: &str) -> tempfile::TempDir {
     tempfile::Builder::new().prefix(prefix).tempdir().unwrap()
-}
-
-/// The full path of `tool`, or a failure naming the Debian package that brings it.
-fn require(tool: &str, package: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(tool))
-        .find(|path| {
-            path.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "`{tool}` is missing: install the Debian package `{package}` \
-                 (scripts/install-deps.sh test does)"
-            )
-        })
-}
-
-/// Runs `command` to its end; a failure to start it names the command.
-fn run(command: &mut Command) -> Output {
-    command
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
-}
-
-/// Runs `command` and returns its stdout; any failure shows its stderr.
-fn run_ok(command: &mut Command) -> String {
-    let output = run(command);
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
 }
 
 fn mode(path: &Path) -> u32 {
@@ -584,42 +548,6 @@ async fn chromium_goes_from_the_start_page_to_the_kiosk_page_signed_in() {
 // ---------------------------------------------------------------------------------------
 // The Debian package
 
-/// Builds the package from the binary under test into `out`; returns the .deb.
-fn build_package(out: &Path) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let version = run(Command::new(&cargo).args(["deb", "--version"]));
-    assert!(
-        version.status.success(),
-        "cargo-deb is missing: `cargo install cargo-deb --version 3.8.0 --locked` \
-         (scripts/install-deps.sh test does)\n{}",
-        String::from_utf8_lossy(&version.stderr)
-    );
-    require("dpkg-deb", "dpkg");
-    require("strip", "binutils");
-    // cargo-deb strips into its build dir: a private one, so parallel runs in a shared tree
-    // never share a file.
-    let build_dir = out.join("build");
-    let packaged = run(Command::new(&cargo)
-        .args(["deb", "--profile", "dev", "--no-build", "--strip", "--fast"])
-        .args(["--locked", "--offline", "--manifest-path"])
-        .arg(repo("Cargo.toml"))
-        .arg("--output")
-        .arg(out)
-        .env("CARGO_BUILD_BUILD_DIR", &build_dir));
-    assert!(
-        packaged.status.success(),
-        "cargo deb failed:\n{}",
-        String::from_utf8_lossy(&packaged.stderr)
-    );
-    let debs: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "deb"))
-        .collect();
-    assert_eq!(debs.len(), 1, "one package: {debs:?}");
-    debs.into_iter().next().unwrap()
-}
-
 /// `dpkg-deb -c`: path (without the leading `.`) → (mode string, owner).
 fn package_files(deb: &Path) -> BTreeMap<String, (String, String)> {
     run_ok(Command::new("dpkg-deb").arg("-c").arg(deb))
@@ -636,7 +564,7 @@ fn package_files(deb: &Path) -> BTreeMap<String, (String, String)> {
 #[test]
 fn the_debian_package_installs_everything_and_enables_but_never_first_starts_the_agent() {
     let out = temp_dir("beid-deb-");
-    let deb = build_package(out.path());
+    let deb = build_package(out.path(), None);
 
     // Contents: exactly these files, root-owned, with these modes.
     const DOC: &str = "/usr/share/doc/beid-agent";
@@ -658,6 +586,7 @@ fn the_debian_package_installs_everything_and_enables_but_never_first_starts_the
         "README.md",
         "docs/local-api.md",
         "docs/configuration.md",
+        "docs/installing.md",
         "docs/upstream-openapi.yaml",
         "docs/audit.md",
         "hardware/readers.md",
@@ -789,6 +718,12 @@ step() {{
     then echo 0 >"{results}/$name.rc"; else echo $? >"{results}/$name.rc"; fi
 }}
 state() {{ if [ -e /var/lib/beid-agent/audit.jsonl ]; then echo kept; else echo gone; fi >"{results}/$1.state"; }}
+# Where the state went: each moved-aside folder with its owner, mode and audit log.
+aside() {{
+    for dir in /var/lib/beid-agent.purged-*; do
+        if [ -d "$dir" ]; then echo "$dir $(stat -c '%U:%G %a' "$dir") $(cat "$dir/audit.jsonl")"; fi
+    done >"{results}/$1.aside"
+}}
 step install "{control}/postinst" configure ''
 step upgrade "{control}/postinst" configure 0.0.9-1
 step prerm-upgrade "{control}/prerm" upgrade 0.1.1-1
@@ -797,6 +732,12 @@ step remove "{control}/postrm" remove
 state remove
 step purge "{control}/postrm" purge
 state purge
+aside purge
+# A state folder without an audit log (the agent never ran) is simply deleted.
+mkdir /var/lib/beid-agent && echo '[]' >/var/lib/beid-agent/rrn-keys.json
+step purge-unused "{control}/postrm" purge
+if [ -e /var/lib/beid-agent ]; then echo kept; else echo gone; fi >"{results}/purge-unused.state"
+aside purge-unused
 "#,
         stubs = stubs.display(),
         root = root.display(),
@@ -813,6 +754,7 @@ state purge
         "prerm-remove",
         "remove",
         "purge",
+        "purge-unused",
     ] {
         assert_eq!(
             read(&format!("{step}.rc")).trim(),
@@ -873,7 +815,28 @@ state purge
     assert!(read("prerm-remove.calls").contains("deb-systemd-invoke stop beid-agent.service"));
     assert!(!read("prerm-upgrade.calls").contains("stop"));
 
-    // The audit log survives a remove and goes with a purge.
+    // The audit log survives a remove. A purge moves it aside, out of the agent's hands,
+    // and says where; an unused state folder goes.
     assert_eq!(read("remove.state").trim(), "kept");
     assert_eq!(read("purge.state").trim(), "gone");
+    let aside = read("purge.aside");
+    let fields: Vec<&str> = aside.split_whitespace().collect();
+    assert_eq!(aside.lines().count(), 1, "one folder moved aside: {aside}");
+    assert!(
+        fields[0].starts_with("/var/lib/beid-agent.purged-20"),
+        "{aside}"
+    );
+    assert_eq!(fields[1..], ["root:root", "700", "{}"], "{aside}");
+    let said = read("purge.out");
+    assert!(
+        said.contains(&format!("moved to {}", fields[0])),
+        "purge says where the audit trail went: {said}"
+    );
+    assert_eq!(read("purge-unused.state").trim(), "gone");
+    assert_eq!(
+        read("purge-unused.aside"),
+        aside,
+        "nothing more moved aside"
+    );
+    assert!(read("purge-unused.out").is_empty());
 }

@@ -13,8 +13,9 @@ mod openapi;
 mod routes;
 pub mod views;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -111,13 +112,33 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes (systemd may pass the listener).
+/// How long requests in flight may take to finish once shutdown has begun. An event
+/// stream never finishes by itself: without this bound, the open stream every POS holds
+/// would keep `systemctl stop` (and so every package upgrade) waiting until systemd's stop
+/// timeout kills the agent. Clients see their stream end and subscribe again.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// Serves the API on `listener` until `shutdown` completes (systemd may pass the listener),
+/// then lets requests in flight finish for at most [`DRAIN`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (began, mut beginning) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = began.send(true);
+    };
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(signal);
+    let drained = async move {
+        if beginning.wait_for(|began| *began).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(DRAIN).await;
+    };
+    tokio::select! {
+        served = server.into_future() => served,
+        () = drained => Ok(()),
+    }
 }

@@ -15,6 +15,7 @@ mod audit_verify;
 mod config_check;
 mod diagnose;
 mod exit;
+mod logging;
 mod read;
 mod readers;
 mod serve;
@@ -40,17 +41,13 @@ pub struct Cli {
     /// More log output on stderr (-v debug, -vv trace). Logs never hold personal data.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "text", global = true)]
-    log_format: LogFormat,
+    /// Where and how to log: auto is the journal (priorities, structured fields) when
+    /// stderr is connected to it, text otherwise; colour only on a terminal, never with
+    /// NO_COLOR set.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,7 +77,7 @@ enum Command {
 /// Parses the arguments, runs the command, and maps failures to exit codes.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.log_format);
+    logging::init(cli.verbose, cli.log_format);
     let outcome = match cli.command {
         Command::Read(args) => read::run(&args),
         Command::Readers(args) => readers::run(&args),
@@ -101,26 +98,4 @@ pub fn run() -> ExitCode {
             failure.exit_code()
         }
     }
-}
-
-fn init_logging(verbose: u8, format: LogFormat) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "beid_agent=debug,info",
-        _ => "beid_agent=trace,debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // The audit chain's anchors reach the journal whatever the verbosity.
-    let filter = match crate::audit::ANCHOR_DIRECTIVE.parse() {
-        Ok(anchors) => filter.add_directive(anchors),
-        Err(_) => filter,
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }

@@ -105,31 +105,7 @@ impl ServedAgent {
 
     /// A subscription to the event stream (ticket, then SSE).
     pub async fn events(&self) -> Events {
-        let ticket: Value = self
-            .http
-            .post(format!("{}/v1/events/ticket", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let response = self
-            .http
-            .get(format!(
-                "{}/v1/events?ticket={}",
-                self.base,
-                ticket["ticket"].as_str().unwrap()
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        Events {
-            response,
-            buffer: String::new(),
-        }
+        Events::subscribe(&self.http, &self.base, TOKEN).await
     }
 }
 
@@ -143,6 +119,33 @@ pub struct Events {
 const EVENT_WAIT: Duration = Duration::from_secs(20);
 
 impl Events {
+    /// Subscribes to the event stream of the agent at `base` (`http://127.0.0.1:PORT`) with
+    /// `token`: a ticket, then SSE.
+    pub async fn subscribe(http: &reqwest::Client, base: &str, token: &str) -> Self {
+        let ticket: Value = http
+            .post(format!("{base}/v1/events/ticket"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let response = http
+            .get(format!(
+                "{base}/v1/events?ticket={}",
+                ticket["ticket"].as_str().unwrap()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
     /// The next event: its name and data. Fails after [`EVENT_WAIT`] without one.
     pub async fn next(&mut self) -> (String, Value) {
         let deadline = tokio::time::Instant::now() + EVENT_WAIT;

@@ -149,14 +149,7 @@ impl Pcscd {
         std::fs::create_dir(&conf).unwrap();
         std::fs::create_dir(dir.path().join("run")).unwrap();
         if readers {
-            std::fs::write(
-                conf.join("vpcd"),
-                format!(
-                    "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME   /dev/null:0x{port:04X}\n\
-                     LIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID    0x{port:04X}\n"
-                ),
-            )
-            .unwrap();
+            std::fs::write(conf.join("vpcd"), vpcd_reader_conf(port)).unwrap();
         }
         let mut pcscd = Self {
             child: None,
@@ -420,6 +413,15 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// A pcscd reader.conf entry for the vpcd driver listening on `port` (reader slot 0) and
+/// `port + 1` (slot 1), as Debian's `/etc/reader.conf.d/vpcd` does on 35963.
+pub fn vpcd_reader_conf(port: u16) -> String {
+    format!(
+        "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME   /dev/null:0x{port:04X}\n\
+         LIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID    0x{port:04X}\n"
+    )
+}
+
 /// Writes a secret file (a token) readable by its owner only, as the agent demands.
 pub fn write_secret(path: &Path, content: &str) {
     use std::os::unix::fs::PermissionsExt;
@@ -438,7 +440,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn free_port_pair() -> u16 {
+/// Two consecutive free TCP ports (vpcd listens on PORT and PORT+1 on all interfaces),
+/// spread by process id and a counter so parallel tests do not collide.
+pub fn free_port_pair() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let base = 20_000 + (std::process::id() % 1_500) as u16 * 20;
     loop {

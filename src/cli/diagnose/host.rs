@@ -9,6 +9,10 @@ use time::{Duration, OffsetDateTime};
 use super::report::Report;
 use super::setup::day;
 
+/// The polkit rule the Debian package installs (`hardware/polkit/60-beid-agent.rules` in the
+/// source): it lets exactly the `beid-agent` user use pcscd where pcscd asks polkit.
+const POLKIT_RULE: &str = "/usr/share/polkit-1/rules.d/60-beid-agent.rules";
+
 /// Where to look for pcscd and for polkit's files; the tests point it elsewhere.
 #[derive(Debug, Clone)]
 pub struct HostPaths {
@@ -68,11 +72,27 @@ fn check_polkit(report: &mut Report, paths: &HostPaths, version: &str) {
                 rule.display()
             ),
         ),
-        None => report.fail(
-            NAME,
-            format!("pcsc-lite {version} asks polkit and no rule grants the beid-agent user access"),
-            "install hardware/polkit/60-beid-agent.rules into /etc/polkit-1/rules.d/ (the Debian package installs it)",
-        ),
+        None => {
+            let dirs: Vec<String> = paths
+                .rules_dirs
+                .iter()
+                .map(|dir| dir.display().to_string())
+                .collect();
+            report.fail(
+                NAME,
+                format!(
+                    "pcsc-lite {version} asks polkit, and no rule in {} grants the beid-agent user \
+                     access: pcscd refuses the agent without the rule {POLKIT_RULE}",
+                    dirs.join(" or ")
+                ),
+                &format!(
+                    "install the polkit rule {POLKIT_RULE}: `apt install --reinstall beid-agent` \
+                     restores it (polkitd reads rules at once, nothing to restart); without the \
+                     package, copy hardware/polkit/60-beid-agent.rules from the agent's source \
+                     into /etc/polkit-1/rules.d/"
+                ),
+            );
+        }
     }
 }
 
@@ -222,6 +242,14 @@ mod tests {
             Some("2.3.0")
         );
         assert_eq!(status(&report, "pcscd access (polkit)"), Verdict::Fail);
+        let check = &report.checks[1];
+        assert!(check.detail.contains("polkit") && check.detail.contains(POLKIT_RULE));
+        let hint = check.hint.as_deref().unwrap();
+        assert!(hint.contains(POLKIT_RULE), "{hint}");
+        assert!(
+            hint.contains("apt install --reinstall beid-agent"),
+            "{hint}"
+        );
 
         std::fs::write(
             paths.rules_dirs[0].join("60-beid-agent.rules"),

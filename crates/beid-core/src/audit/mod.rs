@@ -51,6 +51,14 @@
 //! - `api_request` ([`ApiRequest`]): client, method, route template, status, session;
 //! - `recovered_tail` ([`RecoveredTail`]): offset, length, sha256 of crash debris.
 //!
+//! Types written by the city's gateway (`beid-gateway`) in its own log:
+//! - `gateway_started` ([`GatewayStarted`]): version, pid, host;
+//! - `check` ([`CheckRecord`]): request id, device, use case, channel, decision, source,
+//!   reason, latency_ms, pseudonym (as for `advice`, with the gateway's own secret);
+//! - `check_refused` ([`CheckRefused`]): request id, device, reason, status;
+//! - `outcome` ([`OutcomeRecord`]): request id, device, the clerk's decision, deviation
+//!   reason, whether a note came (never its text).
+//!
 //! # Crashes, truncation and the head file
 //!
 //! An append is one `write` of the whole line to a file opened `O_APPEND`, then `fdatasync`;
@@ -122,6 +130,7 @@ pub use record::{
     AdviceAsked, AdviceRecord, AgentStarted, ApiRequest, CardSession, ChainHead, ChipResult,
     Decision, Event, Pseudonym, ReadOutcome, Record, RecoveredTail, Sha256, GENESIS, MAX_LINE,
 };
+pub use record::{CheckAnswered, CheckRecord, CheckRefused, GatewayStarted, OutcomeRecord};
 pub use verify::{
     verify, verify_bytes_with_head, Finding, Fragment, HeadStatus, Problem, Verdict, VerifyReport,
 };

@@ -125,16 +125,20 @@ impl Drop for Gateway {
 }
 
 /// Serves the contract on `listener` (HTTPS, client certificate required) until
-/// `shutdown` completes; then lets open requests finish.
-pub async fn serve(
+/// `shutdown` completes; then lets open requests finish. The future owns what it needs:
+/// spawn it, keep the [`Gateway`] (its sources' background tasks stop when it drops).
+pub fn serve(
     listener: TcpListener,
     gateway: &Gateway,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
     let app = router(gateway.state()).into_make_service_with_connect_info::<Peer>();
-    axum::serve(TlsListener::new(listener, gateway.tls.clone()), app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let tls = gateway.tls.clone();
+    async move {
+        axum::serve(TlsListener::new(listener, tls), app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
 }
 
 /// Serves `GET /metrics` (Prometheus text) on `listener`, plain HTTP, until `shutdown`.

@@ -80,6 +80,7 @@ struct Shared {
     token_calls: AtomicUsize,
     permission_calls: AtomicUsize,
     lookups: AtomicUsize,
+    unauthorized: AtomicUsize,
 }
 
 impl Shared {
@@ -193,6 +194,11 @@ impl StandIn {
     /// Calls of `GET /passholders`.
     pub fn lookups(&self) -> usize {
         self.shared.lookups.load(Ordering::SeqCst)
+    }
+
+    /// API calls refused with `401` (no live token).
+    pub fn unauthorized(&self) -> usize {
+        self.shared.unauthorized.load(Ordering::SeqCst)
     }
 
     /// The query parameters of the last passholder search.
@@ -317,7 +323,7 @@ async fn token(State(shared): State<Arc<Shared>>, Form(request): Form<TokenReque
 }
 
 /// `401` with publiq's problem unless the request carries a live token.
-fn authorize(knobs: &Knobs, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(shared: &Shared, knobs: &Knobs, headers: &HeaderMap) -> Result<(), Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -332,6 +338,7 @@ fn authorize(knobs: &Knobs, headers: &HeaderMap) -> Result<(), Response> {
     if live {
         Ok(())
     } else {
+        shared.unauthorized.fetch_add(1, Ordering::SeqCst);
         Err(problem_response(dataset::problem(
             401,
             "https://api.publiq.be/probs/auth/unauthorized",
@@ -358,7 +365,7 @@ fn problem_response(body: Value) -> Response {
 async fn permissions(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     shared.permission_calls.fetch_add(1, Ordering::SeqCst);
     let knobs = shared.knobs();
-    if let Err(refused) = authorize(&knobs, &headers) {
+    if let Err(refused) = authorize(&shared, &knobs, &headers) {
         return refused;
     }
     axum::Json(dataset::permissions(!knobs.search_forbidden)).into_response()
@@ -373,7 +380,7 @@ async fn passholders(
     let (fault, delay) = {
         let mut knobs = shared.knobs();
         knobs.last_query = Some(query.clone());
-        if let Err(refused) = authorize(&knobs, &headers) {
+        if let Err(refused) = authorize(&shared, &knobs, &headers) {
             return refused;
         }
         if knobs.search_forbidden {

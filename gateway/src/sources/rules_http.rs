@@ -85,7 +85,7 @@ impl RulesHttp {
             Ok(body) => serde_json::from_slice::<Value>(&body).ok(),
             Err(_) => None,
         };
-        match answer.and_then(|answer| self.map(&answer)) {
+        match answer.and_then(|answer| map(&self.settings, &answer)) {
             Some(answer) => {
                 self.backoff.succeeded();
                 answer
@@ -98,9 +98,11 @@ impl RulesHttp {
         }
     }
 
-    /// The configured mapping. `None`: no value at the decision pointer.
-    fn map(&self, answer: &Value) -> Option<SourceAnswer> {
-        let settings = &self.settings;
+}
+
+/// The configured mapping. `None`: no value at the decision pointer.
+fn map(settings: &RulesHttpSettings, answer: &Value) -> Option<SourceAnswer> {
+    {
         let decision = scalar(answer.pointer(&settings.decision_pointer)?)?;
         let reason = settings
             .reason_pointer
@@ -169,7 +171,7 @@ mod tests {
     use beid_core::contract::Basis;
     use serde_json::json;
 
-    fn source(settings: impl FnOnce(&mut RulesHttpSettings)) -> RulesHttp {
+    fn source(settings: impl FnOnce(&mut RulesHttpSettings)) -> RulesHttpSettings {
         let mut s = RulesHttpSettings {
             url: url::Url::parse("https://rules.city.example/decide").unwrap(),
             client_cert: None,
@@ -186,41 +188,36 @@ mod tests {
             basis: Basis::EntitlementRule,
         };
         settings(&mut s);
-        RulesHttp {
-            http: reqwest::Client::new(),
-            settings: s,
-            backoff: Backoff::default(),
-        }
+        s
     }
 
     #[test]
     fn maps_decisions_reasons_and_dates_by_pointer() {
         let rules = source(|_| {});
-        let a = rules
-            .map(&json!({"result": {"decision": "YES", "code": "LEZ-65+", "until": "2026-12-31T23:59:59Z"}}))
+        let a = map(&rules, &json!({"result": {"decision": "YES", "code": "LEZ-65+", "until": "2026-12-31T23:59:59Z"}}))
             .unwrap();
         assert_eq!(a.decision, AnswerDecision::Eligible);
         assert_eq!(a.basis, Some(Basis::EntitlementRule));
         assert_eq!(a.reason, Some(Reason::Engine("LEZ-65+".into())));
         assert_eq!(a.valid_until.map(|d| d.to_string()), Some("2026-12-31".into()));
-        let a = rules.map(&json!({"result": {"decision": false}})).unwrap();
+        let a = map(&rules, &json!({"result": {"decision": false}})).unwrap();
         assert_eq!(a.decision, AnswerDecision::NotEligible);
     }
 
     #[test]
     fn unmapped_values_are_unknown_never_a_no() {
         let rules = source(|s| s.basis = Basis::RegisteredStatus);
-        let a = rules.map(&json!({"result": {"decision": "MAYBE", "code": "data_missing"}})).unwrap();
+        let a = map(&rules, &json!({"result": {"decision": "MAYBE", "code": "data_missing"}})).unwrap();
         assert_eq!(a.decision, AnswerDecision::Unknown);
         assert_eq!(a.reason.as_ref().map(Reason::code), Some("data_missing"));
-        assert!(rules.map(&json!({"decision": "NO"})).is_none());
-        assert!(rules.map(&json!({"result": {"decision": {"x": 1}}})).is_none());
+        assert!(map(&rules, &json!({"decision": "NO"})).is_none());
+        assert!(map(&rules, &json!({"result": {"decision": {"x": 1}}})).is_none());
     }
 
     #[test]
     fn the_engines_reason_is_cleaned() {
         let rules = source(|_| {});
-        let a = rules.map(&json!({"result": {"decision": "NO", "code": "nn 85610100147\u{202e}"}})).unwrap();
+        let a = map(&rules, &json!({"result": {"decision": "NO", "code": "nn 85610100147\u{202e}"}})).unwrap();
         assert_eq!(a.reason.as_ref().map(Reason::code), Some("nn [redacted]"));
     }
 }

@@ -16,7 +16,6 @@ use crate::sources::{Reason, SourceAnswer};
 /// `PassholdersPaginatedResponse`, only `member`.
 #[derive(Deserialize)]
 struct Page {
-    #[serde(default)]
     member: Vec<Member>,
 }
 
@@ -80,7 +79,13 @@ pub(super) fn decide(
     national_number: &str,
     card_systems: &BTreeSet<i64>,
 ) -> Option<SourceAnswer> {
-    let page: Page = serde_json::from_slice(body).ok()?;
+    // An object with a `member` array, nothing else: a malformed answer must not read as
+    // an empty page (which would be a "no").
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if !value.get("member").is_some_and(serde_json::Value::is_array) {
+        return None;
+    }
+    let page: Page = serde_json::from_value(value).ok()?;
     // Only this person's memberships: a family account's other members (had the search
     // returned them) must not lend theirs.
     let memberships: Vec<&Membership> = page
@@ -205,6 +210,8 @@ mod tests {
     fn no_passholder_is_not_registered() {
         let a = decide(br#"{"totalItems":0,"member":[]}"#, NUMBER, &systems()).unwrap();
         assert_eq!((a.decision, reason(&a)), (AnswerDecision::NotEligible, "not_registered"));
+        let a = decide(br#"{"member":[{"inszNumber":"85610100147"}]}"#, NUMBER, &systems()).unwrap();
+        assert_eq!((a.decision, reason(&a)), (AnswerDecision::NotEligible, "not_registered"));
     }
 
     #[test]
@@ -242,7 +249,7 @@ mod tests {
 
     #[test]
     fn a_body_that_is_not_a_page_is_none() {
-        for body in [&b"{"[..], b"[]", br#"{"member": {}}"#, br#"{"member":[{"cardSystemMemberships":[{}]}]}"#] {
+        for body in [&b"{"[..], b"[]", b"{}", br#"{"totalItems": 0}"#, br#"{"member": {}}"#, br#"{"member":[{"cardSystemMemberships":[{}]}]}"#] {
             assert!(decide(body, NUMBER, &systems()).is_none(), "{}", String::from_utf8_lossy(body));
         }
     }

@@ -63,14 +63,16 @@ impl Pki {
 }
 
 /// The gateway's configuration for `standin`, with `extra` appended.
-pub fn config_text(standin: &StandIn, extra: &str) -> String {
+pub fn config_text(standin: &StandIn, rate: (u32, u32), extra: &str) -> String {
     format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ncert = \"server.pem\"\nkey = \"server.key\"\nclient_ca = \"device-ca.pem\"\n\
-         rate_limit_per_minute = 600\nrate_limit_burst = 50\n\n\
+         rate_limit_per_minute = {}\nrate_limit_burst = {}\n\n\
          [audit]\nlog = \"audit.jsonl\"\nsecret_file = \"audit.key\"\n\n\
          [uitpas]\napi_url = \"{}\"\ntoken_url = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"uitpas-secret\"\n\
          organizer_id = \"{ORGANIZER_ID}\"\nca_bundle = \"uitpas-ca.pem\"\ntimeout_ms = 1000\n\n\
          [[use_cases]]\nid = \"{USE_CASE}\"\nsources = [\"uitpas\"]\n\n{extra}",
+        rate.0,
+        rate.1,
         standin.api_url(),
         standin.token_url(),
         uitpas_standin::CLIENT_ID,
@@ -103,13 +105,18 @@ impl Harness {
 
     /// With `extra` appended to the configuration. Returns once UiTPAS permissions are read.
     pub async fn start_with(extra: &str) -> Self {
+        Self::start_rated((600, 50), extra).await
+    }
+
+    /// With this rate limit per device (per minute, burst).
+    pub async fn start_rated(rate: (u32, u32), extra: &str) -> Self {
         install_crypto();
         let standin = StandIn::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::new(dir.path());
         write_uitpas_files(dir.path(), &standin);
         let path = dir.path().join("gateway.toml");
-        std::fs::write(&path, config_text(&standin, extra)).unwrap();
+        std::fs::write(&path, config_text(&standin, rate, extra)).unwrap();
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let gateway = Gateway::build(&config).unwrap();
         assert!(gateway.refresh_permissions().await, "the stand-in's permissions were not read");

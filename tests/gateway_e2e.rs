@@ -116,6 +116,7 @@ async fn the_pos_gets_the_gateways_decision_for_each_card() {
     // The gateway's audit: one check per card from the device, pseudonyms only.
     let _ = stop.send(());
     serving.await.unwrap().unwrap();
+    gateway.flush_audit();
     let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
     let checks: Vec<serde_json::Value> = audit
         .lines()

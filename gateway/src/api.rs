@@ -104,14 +104,12 @@ impl AppState {
             status = refusal.status.as_u16(),
             "request refused"
         );
-        self.audit
-            .refused(CheckRefused {
-                request,
-                device: device.map(str::to_owned),
-                reason: refusal.code.to_owned(),
-                status: refusal.status.as_u16(),
-            })
-            .await;
+        self.audit.refused(CheckRefused {
+            request,
+            device: device.map(str::to_owned),
+            reason: refusal.code.to_owned(),
+            status: refusal.status.as_u16(),
+        });
         refusal.into_response()
     }
 }
@@ -210,9 +208,7 @@ async fn check(
     let answer = &decided.answer;
     let reason = answer.reason.as_ref().map(|r| r.code().to_owned());
     let use_case_label = use_case.map_or("unconfigured", |u| u.id.as_str());
-    let recorded = state
-        .audit
-        .check(
+    let recorded = state.audit.check(
             CheckAnswered {
                 request: question.request_id,
                 device: question.device_id.clone(),
@@ -224,10 +220,9 @@ async fn check(
                 latency,
             },
             question.national_number.clone(),
-        )
-        .await;
+        );
     if !recorded {
-        // No answer without its audit record.
+        // No answer without its audit record (queued: see crate::audit).
         return state
             .refuse(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"), request_id, device)
             .await;
@@ -316,16 +311,13 @@ async fn outcome(
             .await;
     }
     let deviation = feedback.deviation.as_ref().map(|d| d.reason.clone());
-    let recorded = state
-        .audit
-        .outcome(OutcomeRecord {
+    let recorded = state.audit.outcome(OutcomeRecord {
             request,
             device: device_id.to_owned(),
             decision: feedback.decision,
             deviation: deviation.clone(),
             note: feedback.deviation.as_ref().is_some_and(|d| d.note.is_some()),
-        })
-        .await;
+        });
     if !recorded {
         return state
             .refuse(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"), Some(request), device)

@@ -145,6 +145,7 @@ async fn serve_until_signal(config: Config) -> Result<(), Box<dyn std::error::Er
     if let Some(metrics) = metrics {
         let _ = metrics.await;
     }
+    tokio::task::block_in_place(|| gateway.flush_audit());
     Ok(())
 }
 

@@ -107,6 +107,11 @@ impl Gateway {
         self.state.metrics.clone()
     }
 
+    /// Waits until every audit record queued so far is on disk.
+    pub fn flush_audit(&self) {
+        self.state.audit.flush();
+    }
+
     /// Asks UiTPAS for its permissions now (start-up, tests); true when they were read.
     pub async fn refresh_permissions(&self) -> bool {
         match &self.uitpas {

@@ -168,6 +168,7 @@ async fn the_audit_log_chains_pseudonyms_never_numbers() {
     for kind in Kind::ALL {
         assert!(!log.contains(kind.national_number()));
     }
+    gateway.gateway.flush_audit();
     let report = verify(gateway.dir.path().join("audit.jsonl")).unwrap();
     assert!(matches!(report.verdict(), Verdict::Intact), "{:?}", report.verdict());
 }

@@ -142,6 +142,7 @@ impl Harness {
     }
 
     pub fn audit_log(&self) -> String {
+        self.gateway.flush_audit();
         std::fs::read_to_string(self.dir.path().join("audit.jsonl")).unwrap()
     }
 

@@ -81,13 +81,24 @@ async fn the_pos_gets_the_gateways_decision_for_each_card() {
     let cards = [
         ("gen-1.8-ec", Kind::ActiveGent, "eligible", None),
         ("gen-1.7-rsa2048", Kind::Expired, "not_eligible", None),
-        ("alice-2009", Kind::Blocked, "unknown", Some("upstream_undecided")),
+        (
+            "alice-2009",
+            Kind::Blocked,
+            "unknown",
+            Some("upstream_undecided"),
+        ),
     ];
     for (card, kind, decision, reason) in cards {
-        let number = expected(card)["national_number"].as_str().unwrap().to_owned();
+        let number = expected(card)["national_number"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert_eq!(Kind::of(&number), kind, "{card}");
         let inserted = pcscd.insert(card);
-        let session = events.until("card-inserted").await["session"].as_str().unwrap().to_owned();
+        let session = events.until("card-inserted").await["session"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let read = events.until("card-read").await;
         assert_eq!(read["authentic"], true, "{card}: {read}");
         let advice = events.until("advice").await;
@@ -107,7 +118,9 @@ async fn the_pos_gets_the_gateways_decision_for_each_card() {
             .unwrap();
         assert_eq!(asked["decision"], decision, "{card}: {asked}");
         assert_eq!(asked["reason"].as_str(), reason, "{card}: {asked}");
-        tokio::task::spawn_blocking(move || inserted.remove()).await.unwrap();
+        tokio::task::spawn_blocking(move || inserted.remove())
+            .await
+            .unwrap();
         events.until("card-removed").await;
     }
     assert_eq!(standin.lookups(), 3, "one UiTPAS search per card");
@@ -123,14 +136,26 @@ async fn the_pos_gets_the_gateways_decision_for_each_card() {
         .map(|line| serde_json::from_str(line).unwrap())
         .filter(|record: &serde_json::Value| record["type"] == "check")
         .collect();
-    let decisions: Vec<&str> = checks.iter().map(|c| c["decision"].as_str().unwrap()).collect();
+    let decisions: Vec<&str> = checks
+        .iter()
+        .map(|c| c["decision"].as_str().unwrap())
+        .collect();
     assert_eq!(decisions, ["eligible", "not_eligible", "unknown"]);
     assert!(checks.iter().all(|c| c["device"] == "balie-3"));
     let log = served.stop();
     for (card, ..) in cards {
-        let number = expected(card)["national_number"].as_str().unwrap().to_owned();
-        assert!(!audit.contains(&number), "{card}: national number in the gateway's audit");
-        assert!(!log.contains(&number), "{card}: national number in the agent's log");
+        let number = expected(card)["national_number"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            !audit.contains(&number),
+            "{card}: national number in the gateway's audit"
+        );
+        assert!(
+            !log.contains(&number),
+            "{card}: national number in the agent's log"
+        );
     }
     drop(pcscd);
 }

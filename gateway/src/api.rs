@@ -78,7 +78,12 @@ impl Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        let mut response = (self.status, no_store(), Json(serde_json::json!({"error": self.code}))).into_response();
+        let mut response = (
+            self.status,
+            no_store(),
+            Json(serde_json::json!({"error": self.code})),
+        )
+            .into_response();
         if let Some(wait) = self.retry_after {
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
@@ -95,7 +100,12 @@ fn no_store() -> [(header::HeaderName, &'static str); 1] {
 
 impl AppState {
     /// Counts, logs and audits a refusal; answers it.
-    async fn refuse(&self, refusal: Refusal, request: Option<Uuid>, device: Option<&str>) -> Response {
+    async fn refuse(
+        &self,
+        refusal: Refusal,
+        request: Option<Uuid>,
+        device: Option<&str>,
+    ) -> Response {
         self.metrics.refused(refusal.code);
         tracing::warn!(
             request_id = request.map(|id| id.to_string()),
@@ -125,7 +135,9 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// The contract's `deviceId`: `^[A-Za-z0-9._-]{1,64}$`.
 fn valid_device_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 async fn check(
@@ -138,12 +150,20 @@ async fn check(
     let device = peer.device.as_deref();
     if !is_json(&headers) {
         return state
-            .refuse(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_json"), None, device)
+            .refuse(
+                Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_json"),
+                None,
+                device,
+            )
             .await;
     }
     if body.len() > MAX_BODY {
         return state
-            .refuse(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large"), None, device)
+            .refuse(
+                Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+                None,
+                device,
+            )
             .await;
     }
     // serde's message may quote the body: only its category is logged.
@@ -152,7 +172,11 @@ async fn check(
         Err(error) => {
             tracing::debug!(category = ?error.classify(), line = error.line(), column = error.column(), "invalid check body");
             return state
-                .refuse(Refusal::new(StatusCode::BAD_REQUEST, "invalid_request"), None, device)
+                .refuse(
+                    Refusal::new(StatusCode::BAD_REQUEST, "invalid_request"),
+                    None,
+                    device,
+                )
                 .await;
         }
     };
@@ -171,12 +195,20 @@ async fn check(
     };
     if let Some(code) = invalid {
         return state
-            .refuse(Refusal::new(StatusCode::BAD_REQUEST, code), request_id, device)
+            .refuse(
+                Refusal::new(StatusCode::BAD_REQUEST, code),
+                request_id,
+                device,
+            )
             .await;
     }
     if device != Some(question.device_id.as_str()) {
         return state
-            .refuse(Refusal::new(StatusCode::FORBIDDEN, "device_mismatch"), request_id, device)
+            .refuse(
+                Refusal::new(StatusCode::FORBIDDEN, "device_mismatch"),
+                request_id,
+                device,
+            )
             .await;
     }
     if let Err(wait) = state.rate.admit(&question.device_id) {
@@ -209,25 +241,31 @@ async fn check(
     let reason = answer.reason.as_ref().map(|r| r.code().to_owned());
     let use_case_label = use_case.map_or("unconfigured", |u| u.id.as_str());
     let recorded = state.audit.check(
-            CheckAnswered {
-                request: question.request_id,
-                device: question.device_id.clone(),
-                use_case: question.use_case.clone(),
-                channel: question.channel.as_str().to_owned(),
-                decision: audit_decision(answer.decision),
-                source: decided.source.map(str::to_owned),
-                reason: reason.clone(),
-                latency,
-            },
-            question.national_number.clone(),
-        );
+        CheckAnswered {
+            request: question.request_id,
+            device: question.device_id.clone(),
+            use_case: question.use_case.clone(),
+            channel: question.channel.as_str().to_owned(),
+            decision: audit_decision(answer.decision),
+            source: decided.source.map(str::to_owned),
+            reason: reason.clone(),
+            latency,
+        },
+        question.national_number.clone(),
+    );
     if !recorded {
         // No answer without its audit record (queued: see crate::audit).
         return state
-            .refuse(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"), request_id, device)
+            .refuse(
+                Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
+                request_id,
+                device,
+            )
             .await;
     }
-    state.metrics.check(use_case_label, answer.decision, latency);
+    state
+        .metrics
+        .check(use_case_label, answer.decision, latency);
     tracing::info!(
         request_id = %question.request_id,
         device = question.device_id,
@@ -264,7 +302,9 @@ fn audit_decision(decision: AnswerDecision) -> Decision {
 /// The contract's deviation reason: `^[a-z0-9_]{1,40}$`.
 fn valid_reason(reason: &str) -> bool {
     (1..=40).contains(&reason.len())
-        && reason.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && reason
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 async fn outcome(
@@ -277,24 +317,40 @@ async fn outcome(
     let device = peer.device.as_deref();
     let Ok(request) = Uuid::parse_str(&request_id) else {
         return state
-            .refuse(Refusal::new(StatusCode::BAD_REQUEST, "request_id_invalid"), None, device)
+            .refuse(
+                Refusal::new(StatusCode::BAD_REQUEST, "request_id_invalid"),
+                None,
+                device,
+            )
             .await;
     };
     let Some(device_id) = device.filter(|d| valid_device_id(d)) else {
         return state
-            .refuse(Refusal::new(StatusCode::FORBIDDEN, "device_unknown"), Some(request), device)
+            .refuse(
+                Refusal::new(StatusCode::FORBIDDEN, "device_unknown"),
+                Some(request),
+                device,
+            )
             .await;
     };
     if !is_json(&headers) || body.len() > MAX_BODY {
         return state
-            .refuse(Refusal::new(StatusCode::BAD_REQUEST, "invalid_request"), Some(request), device)
+            .refuse(
+                Refusal::new(StatusCode::BAD_REQUEST, "invalid_request"),
+                Some(request),
+                device,
+            )
             .await;
     }
     let feedback: OutcomeFeedback = match serde_json::from_slice(&body) {
         Ok(feedback) => feedback,
         Err(_) => {
             return state
-                .refuse(Refusal::new(StatusCode::BAD_REQUEST, "invalid_request"), Some(request), device)
+                .refuse(
+                    Refusal::new(StatusCode::BAD_REQUEST, "invalid_request"),
+                    Some(request),
+                    device,
+                )
                 .await
         }
     };
@@ -307,23 +363,36 @@ async fn outcome(
     });
     if !deviation_ok {
         return state
-            .refuse(Refusal::new(StatusCode::BAD_REQUEST, "deviation_invalid"), Some(request), device)
+            .refuse(
+                Refusal::new(StatusCode::BAD_REQUEST, "deviation_invalid"),
+                Some(request),
+                device,
+            )
             .await;
     }
     let deviation = feedback.deviation.as_ref().map(|d| d.reason.clone());
     let recorded = state.audit.outcome(OutcomeRecord {
-            request,
-            device: device_id.to_owned(),
-            decision: feedback.decision,
-            deviation: deviation.clone(),
-            note: feedback.deviation.as_ref().is_some_and(|d| d.note.is_some()),
-        });
+        request,
+        device: device_id.to_owned(),
+        decision: feedback.decision,
+        deviation: deviation.clone(),
+        note: feedback
+            .deviation
+            .as_ref()
+            .is_some_and(|d| d.note.is_some()),
+    });
     if !recorded {
         return state
-            .refuse(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"), Some(request), device)
+            .refuse(
+                Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
+                Some(request),
+                device,
+            )
             .await;
     }
-    state.metrics.outcome(feedback.decision, deviation.as_deref());
+    state
+        .metrics
+        .outcome(feedback.decision, deviation.as_deref());
     tracing::info!(
         request_id = %request,
         device = device_id,
@@ -347,7 +416,11 @@ async fn health(State(state): State<AppState>) -> Response {
         };
         sources.insert(source.name(), status);
     }
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = serde_json::json!({
         "status": if ready { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),

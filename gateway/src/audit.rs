@@ -10,6 +10,7 @@
 //! crash loses at most the records still queued; the chain itself stays verifiable.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
 
@@ -35,6 +36,8 @@ enum Message {
 pub struct Audit {
     queue: SyncSender<Message>,
     metrics: Arc<Metrics>,
+    /// The queue was full at the last try: said once, not per check.
+    full: Arc<AtomicBool>,
 }
 
 impl Audit {
@@ -75,12 +78,18 @@ impl Audit {
                 path,
                 source,
             })?;
-        Ok(Self { queue, metrics })
+        Ok(Self {
+            queue,
+            metrics,
+            full: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     /// Queues a check's record. False when the queue is full (logged, counted).
     pub fn check(&self, answered: CheckAnswered, national_number: NationalNumber) -> bool {
-        self.submit(Box::new(move |log| log.check(&answered, national_number.expose())))
+        self.submit(Box::new(move |log| {
+            log.check(&answered, national_number.expose())
+        }))
     }
 
     pub fn refused(&self, refused: CheckRefused) -> bool {
@@ -101,9 +110,19 @@ impl Audit {
 
     fn submit(&self, job: Job) -> bool {
         match self.queue.try_send(Message::Append(job)) {
-            Ok(()) => true,
+            Ok(()) => {
+                if self.full.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("audit queue accepts records again");
+                }
+                true
+            }
             Err(TrySendError::Full(_)) => {
-                tracing::error!(queued = QUEUE, "audit queue full: the disk is too slow");
+                if !self.full.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        queued = QUEUE,
+                        "audit queue full: the disk is too slow; checks get 503 until it drains"
+                    );
+                }
                 self.metrics.audit_error();
                 false
             }

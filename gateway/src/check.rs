@@ -73,7 +73,9 @@ impl UseCase {
                     return decided(name, answer.clone());
                 }
                 if let Some((name, answer)) = answers.first().filter(|_| {
-                    answers.iter().all(|(_, a)| a.decision == AnswerDecision::NotEligible)
+                    answers
+                        .iter()
+                        .all(|(_, a)| a.decision == AnswerDecision::NotEligible)
                 }) {
                     return decided(name, answer.clone());
                 }
@@ -101,7 +103,12 @@ fn undecided(first: Option<(&'static str, SourceAnswer)>) -> Decided {
 }
 
 /// One source, bounded by the deadline, measured and logged (decision and reason only).
-async fn ask(source: &dyn Source, question: Question<'_>, deadline: Instant, metrics: &Metrics) -> SourceAnswer {
+async fn ask(
+    source: &dyn Source,
+    question: Question<'_>,
+    deadline: Instant,
+    metrics: &Metrics,
+) -> SourceAnswer {
     let started = Instant::now();
     let answer = tokio::time::timeout_at(deadline, source.check(question))
         .await
@@ -149,7 +156,11 @@ mod tests {
         SourceAnswer::decided(AnswerDecision::Eligible, Basis::EntitlementRule, None)
     }
     fn no() -> SourceAnswer {
-        SourceAnswer::decided(AnswerDecision::NotEligible, Basis::RegisteredStatus, Some(Reason::NotRegistered))
+        SourceAnswer::decided(
+            AnswerDecision::NotEligible,
+            Basis::RegisteredStatus,
+            Some(Reason::NotRegistered),
+        )
     }
     fn down() -> SourceAnswer {
         SourceAnswer::unknown(Reason::SourceUnavailable)
@@ -160,27 +171,60 @@ mod tests {
             .into_iter()
             .map(|(name, answer)| Arc::new(Fixed(name, answer, None)) as Arc<dyn Source>)
             .collect();
-        let use_case = UseCase { id: "u".into(), rule: "u".into(), combine, sources };
+        let use_case = UseCase {
+            id: "u".into(),
+            rule: "u".into(),
+            combine,
+            sources,
+        };
         let number = NationalNumber::parse(b"85610100147").unwrap();
         use_case
-            .decide(Uuid::nil(), &number, Instant::now() + Duration::from_secs(3), &Metrics::default())
+            .decide(
+                Uuid::nil(),
+                &number,
+                Instant::now() + Duration::from_secs(3),
+                &Metrics::default(),
+            )
             .await
     }
 
     #[tokio::test]
     async fn first_decisive_takes_the_first_decision_in_order() {
-        let d = decide(Combine::FirstDecisive, vec![("a", down()), ("b", no()), ("c", yes())]).await;
-        assert_eq!((d.source, d.answer.decision), (Some("b"), AnswerDecision::NotEligible));
-        let d = decide(Combine::FirstDecisive, vec![("a", down()), ("b", SourceAnswer::unknown(Reason::CardBlocked))]).await;
-        assert_eq!((d.source, d.answer.reason), (Some("a"), Some(Reason::SourceUnavailable)));
+        let d = decide(
+            Combine::FirstDecisive,
+            vec![("a", down()), ("b", no()), ("c", yes())],
+        )
+        .await;
+        assert_eq!(
+            (d.source, d.answer.decision),
+            (Some("b"), AnswerDecision::NotEligible)
+        );
+        let d = decide(
+            Combine::FirstDecisive,
+            vec![
+                ("a", down()),
+                ("b", SourceAnswer::unknown(Reason::CardBlocked)),
+            ],
+        )
+        .await;
+        assert_eq!(
+            (d.source, d.answer.reason),
+            (Some("a"), Some(Reason::SourceUnavailable))
+        );
     }
 
     #[tokio::test]
     async fn eligible_if_any_never_turns_an_unknown_into_a_no() {
         let d = decide(Combine::EligibleIfAny, vec![("a", no()), ("b", yes())]).await;
-        assert_eq!((d.source, d.answer.decision), (Some("b"), AnswerDecision::Eligible));
+        assert_eq!(
+            (d.source, d.answer.decision),
+            (Some("b"), AnswerDecision::Eligible)
+        );
         let d = decide(Combine::EligibleIfAny, vec![("a", no()), ("b", down())]).await;
-        assert_eq!((d.source, d.answer.decision), (Some("b"), AnswerDecision::Unknown));
+        assert_eq!(
+            (d.source, d.answer.decision),
+            (Some("b"), AnswerDecision::Unknown)
+        );
         let d = decide(Combine::EligibleIfAny, vec![("a", no()), ("b", no())]).await;
         assert_eq!(d.answer.decision, AnswerDecision::NotEligible);
     }
@@ -188,10 +232,20 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_source_past_the_deadline_is_a_timeout() {
         let slow: Arc<dyn Source> = Arc::new(Fixed("slow", yes(), Some(Duration::from_secs(10))));
-        let use_case = UseCase { id: "u".into(), rule: "u".into(), combine: Combine::FirstDecisive, sources: vec![slow] };
+        let use_case = UseCase {
+            id: "u".into(),
+            rule: "u".into(),
+            combine: Combine::FirstDecisive,
+            sources: vec![slow],
+        };
         let number = NationalNumber::parse(b"85610100147").unwrap();
         let d = use_case
-            .decide(Uuid::nil(), &number, Instant::now() + Duration::from_secs(2), &Metrics::default())
+            .decide(
+                Uuid::nil(),
+                &number,
+                Instant::now() + Duration::from_secs(2),
+                &Metrics::default(),
+            )
             .await;
         assert_eq!(d.answer.reason, Some(Reason::SourceTimeout));
     }

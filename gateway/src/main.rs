@@ -52,7 +52,12 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match (&cli.command, &cli.config) {
-        (Some(Command::Config { action: ConfigAction::Check { file } }), _) => check(file),
+        (
+            Some(Command::Config {
+                action: ConfigAction::Check { file },
+            }),
+            _,
+        ) => check(file),
         (None, Some(config)) => run(config, &cli),
         (None, None) => {
             eprintln!("beid-gateway: give --config FILE to serve, or `config check FILE`");
@@ -81,9 +86,12 @@ fn init_logging(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // Under systemd the journal stamps each line; colour only on a terminal.
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_ansi(colour).init(),
@@ -99,7 +107,10 @@ fn run(path: &std::path::Path, cli: &Cli) -> ExitCode {
         }
     };
     init_logging(cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("beid-gateway: cannot start the runtime: {error}");
@@ -128,7 +139,11 @@ async fn serve_until_signal(config: Config) -> Result<(), Box<dyn std::error::Er
         Some(settings) => {
             let listener = TcpListener::bind(settings.listen).await?;
             println!("metrics on http://{}/metrics", listener.local_addr()?);
-            Some(tokio::spawn(serve_metrics(listener, gateway.metrics(), wait(stopped.clone()))))
+            Some(tokio::spawn(serve_metrics(
+                listener,
+                gateway.metrics(),
+                wait(stopped.clone()),
+            )))
         }
         None => None,
     };
@@ -152,7 +167,10 @@ async fn serve_until_signal(config: Config) -> Result<(), Box<dyn std::error::Er
 /// SIGTERM (systemd) or SIGINT (a terminal).
 async fn signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

@@ -20,15 +20,51 @@ const MAX_DEVIATION_REASONS: usize = 32;
 
 /// Every metric: name, type, help.
 const FAMILIES: [(&str, &str, &str); 9] = [
-    ("beid_gateway_checks_total", "counter", "Eligibility checks answered, by use case and decision."),
-    ("beid_gateway_check_duration_seconds", "histogram", "Time from a check's arrival to its answer."),
-    ("beid_gateway_source_answers_total", "counter", "Source answers, by source and decision."),
-    ("beid_gateway_source_errors_total", "counter", "Source answers without a decision, by source and reason."),
-    ("beid_gateway_source_latency_seconds", "histogram", "Time a source took to answer, by source."),
-    ("beid_gateway_token_refreshes_total", "counter", "Access token requests, by source and outcome."),
-    ("beid_gateway_refused_total", "counter", "Requests refused before any source was asked, by reason."),
-    ("beid_gateway_outcomes_total", "counter", "Clerks' final decisions received, by decision and deviation reason."),
-    ("beid_gateway_audit_errors_total", "counter", "Audit records that could not be written."),
+    (
+        "beid_gateway_checks_total",
+        "counter",
+        "Eligibility checks answered, by use case and decision.",
+    ),
+    (
+        "beid_gateway_check_duration_seconds",
+        "histogram",
+        "Time from a check's arrival to its answer.",
+    ),
+    (
+        "beid_gateway_source_answers_total",
+        "counter",
+        "Source answers, by source and decision.",
+    ),
+    (
+        "beid_gateway_source_errors_total",
+        "counter",
+        "Source answers without a decision, by source and reason.",
+    ),
+    (
+        "beid_gateway_source_latency_seconds",
+        "histogram",
+        "Time a source took to answer, by source.",
+    ),
+    (
+        "beid_gateway_token_refreshes_total",
+        "counter",
+        "Access token requests, by source and outcome.",
+    ),
+    (
+        "beid_gateway_refused_total",
+        "counter",
+        "Requests refused before any source was asked, by reason.",
+    ),
+    (
+        "beid_gateway_outcomes_total",
+        "counter",
+        "Clerks' final decisions received, by decision and deviation reason.",
+    ),
+    (
+        "beid_gateway_audit_errors_total",
+        "counter",
+        "Audit records that could not be written.",
+    ),
 ];
 
 type Labels = Vec<(&'static str, String)>;
@@ -67,7 +103,9 @@ pub struct Metrics {
 
 impl Metrics {
     fn series(&self) -> MutexGuard<'_, Series> {
-        self.series.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.series
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn count(&self, name: &'static str, labels: Labels) {
@@ -86,21 +124,36 @@ impl Metrics {
     pub fn check(&self, use_case: &str, decision: AnswerDecision, took: Duration) {
         self.count(
             "beid_gateway_checks_total",
-            vec![("use_case", use_case.to_owned()), ("decision", decision_code(decision).into())],
+            vec![
+                ("use_case", use_case.to_owned()),
+                ("decision", decision_code(decision).into()),
+            ],
         );
         self.observe("beid_gateway_check_duration_seconds", Vec::new(), took);
     }
 
     /// A source's answer: its decision, its reason when undecided, its latency.
-    pub fn source(&self, source: &str, decision: AnswerDecision, reason: Option<&str>, took: Duration) {
+    pub fn source(
+        &self,
+        source: &str,
+        decision: AnswerDecision,
+        reason: Option<&str>,
+        took: Duration,
+    ) {
         self.count(
             "beid_gateway_source_answers_total",
-            vec![("source", source.to_owned()), ("decision", decision_code(decision).into())],
+            vec![
+                ("source", source.to_owned()),
+                ("decision", decision_code(decision).into()),
+            ],
         );
         if decision == AnswerDecision::Unknown {
             self.count(
                 "beid_gateway_source_errors_total",
-                vec![("source", source.to_owned()), ("reason", reason.unwrap_or("none").to_owned())],
+                vec![
+                    ("source", source.to_owned()),
+                    ("reason", reason.unwrap_or("none").to_owned()),
+                ],
             );
         }
         self.observe(
@@ -114,13 +167,19 @@ impl Metrics {
     pub fn token_refresh(&self, source: &str, ok: bool) {
         self.count(
             "beid_gateway_token_refreshes_total",
-            vec![("source", source.to_owned()), ("outcome", if ok { "ok" } else { "error" }.into())],
+            vec![
+                ("source", source.to_owned()),
+                ("outcome", if ok { "ok" } else { "error" }.into()),
+            ],
         );
     }
 
     /// A request refused before any source was asked (`device_mismatch`, `rate_limited`, ...).
     pub fn refused(&self, reason: &'static str) {
-        self.count("beid_gateway_refused_total", vec![("reason", reason.to_owned())]);
+        self.count(
+            "beid_gateway_refused_total",
+            vec![("reason", reason.to_owned())],
+        );
     }
 
     /// A clerk's final decision.
@@ -129,7 +188,9 @@ impl Metrics {
         let known = |reason: &str| {
             series.counters.keys().any(|(name, labels)| {
                 *name == "beid_gateway_outcomes_total"
-                    && labels.iter().any(|(key, value)| *key == "deviation" && value == reason)
+                    && labels
+                        .iter()
+                        .any(|(key, value)| *key == "deviation" && value == reason)
             })
         };
         let distinct = series
@@ -146,7 +207,10 @@ impl Metrics {
             .counters
             .entry((
                 "beid_gateway_outcomes_total",
-                vec![("decision", decision.code().to_owned()), ("deviation", deviation)],
+                vec![
+                    ("decision", decision.code().to_owned()),
+                    ("deviation", deviation),
+                ],
             ))
             .or_default() += 1;
     }
@@ -165,14 +229,35 @@ impl Metrics {
             for ((_, labels), value) in series.counters.iter().filter(|((n, _), _)| *n == name) {
                 let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));
             }
-            for ((_, labels), histogram) in series.histograms.iter().filter(|((n, _), _)| *n == name) {
+            for ((_, labels), histogram) in
+                series.histograms.iter().filter(|((n, _), _)| *n == name)
+            {
                 for (count, bound) in histogram.buckets.iter().zip(BUCKETS) {
                     let le = bound.to_string();
-                    let _ = writeln!(out, "{name}_bucket{} {count}", render_labels(labels, Some(&le)));
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{} {count}",
+                        render_labels(labels, Some(&le))
+                    );
                 }
-                let _ = writeln!(out, "{name}_bucket{} {}", render_labels(labels, Some("+Inf")), histogram.count);
-                let _ = writeln!(out, "{name}_sum{} {}", render_labels(labels, None), histogram.sum);
-                let _ = writeln!(out, "{name}_count{} {}", render_labels(labels, None), histogram.count);
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{} {}",
+                    render_labels(labels, Some("+Inf")),
+                    histogram.count
+                );
+                let _ = writeln!(
+                    out,
+                    "{name}_sum{} {}",
+                    render_labels(labels, None),
+                    histogram.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "{name}_count{} {}",
+                    render_labels(labels, None),
+                    histogram.count
+                );
             }
         }
         out
@@ -216,8 +301,17 @@ mod tests {
     #[test]
     fn renders_counters_and_cumulative_histograms_with_help() {
         let metrics = Metrics::default();
-        metrics.check("uitpas-kansentarief", AnswerDecision::Eligible, Duration::from_millis(30));
-        metrics.source("uitpas", AnswerDecision::Unknown, Some("source_timeout"), Duration::from_secs(2));
+        metrics.check(
+            "uitpas-kansentarief",
+            AnswerDecision::Eligible,
+            Duration::from_millis(30),
+        );
+        metrics.source(
+            "uitpas",
+            AnswerDecision::Unknown,
+            Some("source_timeout"),
+            Duration::from_secs(2),
+        );
         metrics.token_refresh("uitpas", true);
         let text = metrics.render();
         assert!(text.contains(
@@ -228,8 +322,12 @@ mod tests {
         assert!(text.contains(
             "beid_gateway_source_errors_total{source=\"uitpas\",reason=\"source_timeout\"} 1"
         ));
-        assert!(text.contains("beid_gateway_source_latency_seconds_bucket{source=\"uitpas\",le=\"2.5\"} 1"));
-        assert!(text.contains("beid_gateway_token_refreshes_total{source=\"uitpas\",outcome=\"ok\"} 1"));
+        assert!(text.contains(
+            "beid_gateway_source_latency_seconds_bucket{source=\"uitpas\",le=\"2.5\"} 1"
+        ));
+        assert!(
+            text.contains("beid_gateway_token_refreshes_total{source=\"uitpas\",outcome=\"ok\"} 1")
+        );
         assert!(text.contains("# TYPE beid_gateway_source_latency_seconds histogram"));
     }
 
@@ -241,7 +339,10 @@ mod tests {
         }
         metrics.outcome(StaffDecision::Granted, Some("reason_0"));
         let text = metrics.render();
-        let lines = text.lines().filter(|l| l.starts_with("beid_gateway_outcomes_total")).count();
+        let lines = text
+            .lines()
+            .filter(|l| l.starts_with("beid_gateway_outcomes_total"))
+            .count();
         assert_eq!(lines, MAX_DEVIATION_REASONS + 1, "{text}");
         assert!(text.contains("deviation=\"other\"} 5"));
         assert!(text.contains("deviation=\"reason_0\"} 2"));

@@ -44,7 +44,8 @@ impl RateLimiter {
             tokens: self.burst,
             at: now,
         });
-        let refilled = bucket.tokens + self.per_second * now.duration_since(bucket.at).as_secs_f64();
+        let refilled =
+            bucket.tokens + self.per_second * now.duration_since(bucket.at).as_secs_f64();
         bucket.tokens = refilled.min(self.burst);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
@@ -52,7 +53,9 @@ impl RateLimiter {
             Ok(())
         } else {
             let missing = 1.0 - bucket.tokens;
-            Err(Duration::from_secs_f64(missing / self.per_second.max(f64::MIN_POSITIVE)))
+            Err(Duration::from_secs_f64(
+                missing / self.per_second.max(f64::MIN_POSITIVE),
+            ))
         }
     }
 }
@@ -68,7 +71,10 @@ mod tests {
             assert!(limiter.admit("balie-1").is_ok());
         }
         let wait = limiter.admit("balie-1").unwrap_err();
-        assert!(wait <= Duration::from_secs(1) && wait > Duration::ZERO, "{wait:?}");
+        assert!(
+            wait <= Duration::from_secs(1) && wait > Duration::ZERO,
+            "{wait:?}"
+        );
         assert!(limiter.admit("balie-2").is_ok());
         tokio::time::advance(Duration::from_secs(1)).await;
         assert!(limiter.admit("balie-1").is_ok());

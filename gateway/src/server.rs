@@ -54,8 +54,16 @@ impl Gateway {
     /// starts their background work (UiTPAS permissions). Must run inside a tokio runtime.
     pub fn build(config: &Config) -> Result<Self, GatewayError> {
         let metrics = Arc::new(Metrics::default());
-        let tls = tls::server_config(&config.server.cert, &config.server.key, &config.server.client_ca)?;
-        let audit = Audit::open(&config.audit.log, &config.audit.secret_file, metrics.clone())?;
+        let tls = tls::server_config(
+            &config.server.cert,
+            &config.server.key,
+            &config.server.client_ca,
+        )?;
+        let audit = Audit::open(
+            &config.audit.log,
+            &config.audit.secret_file,
+            metrics.clone(),
+        )?;
         let mut sources: HashMap<SourceKind, Arc<dyn Source>> = HashMap::new();
         let mut uitpas = None;
         let mut tasks = Vec::new();
@@ -76,7 +84,11 @@ impl Gateway {
                     id: u.id.clone(),
                     rule: u.rule.clone().unwrap_or_else(|| u.id.clone()),
                     combine: u.combine,
-                    sources: u.sources.iter().filter_map(|kind| sources.get(kind).cloned()).collect(),
+                    sources: u
+                        .sources
+                        .iter()
+                        .filter_map(|kind| sources.get(kind).cloned())
+                        .collect(),
                 };
                 (u.id.clone(), use_case)
             })
@@ -86,7 +98,10 @@ impl Gateway {
         let state = AppState {
             use_cases: Arc::new(use_cases),
             sources: Arc::new(listed.into_iter().map(|(_, source)| source).collect()),
-            rate: Arc::new(RateLimiter::new(config.server.rate_per_minute, config.server.rate_burst)),
+            rate: Arc::new(RateLimiter::new(
+                config.server.rate_per_minute,
+                config.server.rate_burst,
+            )),
             audit,
             metrics,
             answer_within: config.server.answer_within,
@@ -158,13 +173,18 @@ pub async fn serve_metrics(
             let metrics = metrics.clone();
             async move {
                 (
-                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
                     metrics.render(),
                 )
             }
         }),
     );
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Who is on a connection: its address and its client certificate's subject CN.
@@ -220,7 +240,9 @@ impl TlsListener {
                         Ok(Ok(tls)) => {
                             let _ = sender.send((tls, peer)).await;
                         }
-                        Ok(Err(error)) => tracing::debug!(%peer, error = %error, "TLS handshake refused"),
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, error = %error, "TLS handshake refused")
+                        }
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 });

@@ -72,10 +72,12 @@ pub fn server_config(
     key: &Path,
     client_ca: &Path,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots(client_ca)?), provider())
-            .build()
-            .map_err(TlsError::ClientVerifier)?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots(client_ca)?),
+        provider(),
+    )
+    .build()
+    .map_err(TlsError::ClientVerifier)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Config)?
@@ -113,7 +115,11 @@ pub fn http_client(
         .connect_timeout(timeout)
         .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(60))
-        .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!(
+            env!("CARGO_PKG_NAME"),
+            "/",
+            env!("CARGO_PKG_VERSION")
+        ))
         .build()
         .map_err(TlsError::Client)
 }

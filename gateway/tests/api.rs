@@ -22,7 +22,9 @@ async fn a_certificate_for_another_device_is_refused_and_no_source_is_asked() {
     assert_eq!(body, json!({"error": "device_mismatch"}));
     assert!(body.get("decision").is_none());
     assert_eq!(gateway.standin.lookups(), 0);
-    assert!(gateway.audit_log().contains(r#""device":"balie-3","reason":"device_mismatch","status":403"#));
+    assert!(gateway
+        .audit_log()
+        .contains(r#""device":"balie-3","reason":"device_mismatch","status":403"#));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,19 +36,30 @@ async fn without_a_client_certificate_of_the_device_ca_there_is_no_connection() 
         std::time::Duration::from_secs(5),
     )
     .unwrap();
-    let refused = anonymous.get(format!("{}/v1/health", gateway.url)).send().await;
+    let refused = anonymous
+        .get(format!("{}/v1/health", gateway.url))
+        .send()
+        .await;
     assert!(refused.is_err(), "served without a client certificate");
     // A certificate from another CA with the right CN.
     let rogue_dir = tempfile::tempdir().unwrap();
     let rogue = common::Pki::new(rogue_dir.path());
-    let (cert, key) = rogue.issue("rogue", &["balie-3"], rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let (cert, key) = rogue.issue(
+        "rogue",
+        &["balie-3"],
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    );
     let rogue_client = beid_gateway::tls::http_client(
         Some(&gateway.pki.ca_bundle()),
         Some((&cert, &key)),
         std::time::Duration::from_secs(5),
     )
     .unwrap();
-    assert!(rogue_client.get(format!("{}/v1/health", gateway.url)).send().await.is_err());
+    assert!(rogue_client
+        .get(format!("{}/v1/health", gateway.url))
+        .send()
+        .await
+        .is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,7 +81,11 @@ async fn each_device_has_its_own_rate_limit() {
         .await
         .unwrap();
     assert_eq!(response.status(), 429);
-    let retry: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     let other = gateway.device("balie-4");
     assert_eq!(other.check(Kind::ActiveGent.national_number()).await.0, 200);
@@ -80,16 +97,38 @@ async fn invalid_requests_get_400_with_a_code_and_never_echo_the_number() {
     let device = gateway.device("balie-3");
     let id = uuid::Uuid::new_v4();
     let cases = [
-        (json!({"requestId": id, "useCase": USE_CASE, "nationalNumber": "85610100148", "channel": "counter", "deviceId": "balie-3"}), "national_number_invalid"),
-        (json!({"requestId": id, "useCase": USE_CASE, "nationalNumber": "8561010014", "channel": "counter", "deviceId": "balie-3"}), "invalid_request"),
-        (json!({"requestId": id, "useCase": "two words", "nationalNumber": "85610100147", "channel": "counter", "deviceId": "balie-3"}), "use_case_invalid"),
-        (json!({"requestId": id, "useCase": USE_CASE, "nationalNumber": "85610100147", "channel": "web", "deviceId": "balie-3"}), "invalid_request"),
-        (json!({"requestId": id, "useCase": USE_CASE, "nationalNumber": "85610100147", "channel": "counter", "deviceId": "balie-3", "name": "x"}), "invalid_request"),
-        (json!({"requestId": "not-a-uuid", "useCase": USE_CASE, "nationalNumber": "85610100147", "channel": "counter", "deviceId": "balie-3"}), "invalid_request"),
+        (
+            json!({"requestId": id, "useCase": USE_CASE, "nationalNumber": "85610100148", "channel": "counter", "deviceId": "balie-3"}),
+            "national_number_invalid",
+        ),
+        (
+            json!({"requestId": id, "useCase": USE_CASE, "nationalNumber": "8561010014", "channel": "counter", "deviceId": "balie-3"}),
+            "invalid_request",
+        ),
+        (
+            json!({"requestId": id, "useCase": "two words", "nationalNumber": "85610100147", "channel": "counter", "deviceId": "balie-3"}),
+            "use_case_invalid",
+        ),
+        (
+            json!({"requestId": id, "useCase": USE_CASE, "nationalNumber": "85610100147", "channel": "web", "deviceId": "balie-3"}),
+            "invalid_request",
+        ),
+        (
+            json!({"requestId": id, "useCase": USE_CASE, "nationalNumber": "85610100147", "channel": "counter", "deviceId": "balie-3", "name": "x"}),
+            "invalid_request",
+        ),
+        (
+            json!({"requestId": "not-a-uuid", "useCase": USE_CASE, "nationalNumber": "85610100147", "channel": "counter", "deviceId": "balie-3"}),
+            "invalid_request",
+        ),
     ];
     for (body, code) in cases {
         let (status, answer) = device.post("/v1/eligibility-checks", &body).await;
-        assert_eq!((status, answer["error"].as_str()), (400, Some(code)), "{body}");
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some(code)),
+            "{body}"
+        );
         assert!(!answer.to_string().contains("8561010014"));
     }
     let response = device
@@ -109,7 +148,11 @@ async fn an_unconfigured_use_case_is_unknown() {
     let gateway = Harness::start().await;
     let device = gateway.device("balie-3");
     let (status, answer) = device
-        .check_as(Kind::ActiveGent.national_number(), "lez-free-registration", "balie-3")
+        .check_as(
+            Kind::ActiveGent.national_number(),
+            "lez-free-registration",
+            "balie-3",
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(answer["decision"], "unknown");
@@ -126,7 +169,13 @@ async fn outcomes_are_validated_recorded_and_counted() {
         .post(&path, &json!({"decision": "granted", "deviation": {"reason": "recently_moved", "note": "Verhuisd op 2 december"}}))
         .await;
     assert_eq!(status, 204);
-    assert_eq!(device.post(&path, &json!({"decision": "not_granted"})).await.0, 204);
+    assert_eq!(
+        device
+            .post(&path, &json!({"decision": "not_granted"}))
+            .await
+            .0,
+        204
+    );
     for bad in [
         json!({"decision": "granted", "deviation": {"reason": "other", "note": "rijksregister 85.61.01-001.47"}}),
         json!({"decision": "granted", "deviation": {"reason": "Recently moved"}}),
@@ -136,26 +185,50 @@ async fn outcomes_are_validated_recorded_and_counted() {
     ] {
         assert_eq!(device.post(&path, &bad).await.0, 400, "{bad}");
     }
-    assert_eq!(device.post("/v1/eligibility-checks/12/outcome", &json!({"decision": "granted"})).await.0, 400);
+    assert_eq!(
+        device
+            .post(
+                "/v1/eligibility-checks/12/outcome",
+                &json!({"decision": "granted"})
+            )
+            .await
+            .0,
+        400
+    );
     let log = gateway.audit_log();
     assert!(log.contains(&format!(
         r#""type":"outcome","request":"{request}","device":"balie-3","decision":"granted","deviation":"recently_moved","note":true"#
     )));
     assert!(!log.contains("Verhuisd"), "the note's text is not kept");
     let text = gateway.gateway.metrics().render();
-    assert!(text.contains(r#"beid_gateway_outcomes_total{decision="granted",deviation="recently_moved"} 1"#), "{text}");
-    assert!(text.contains(r#"beid_gateway_outcomes_total{decision="not_granted",deviation="none"} 1"#));
+    assert!(
+        text.contains(
+            r#"beid_gateway_outcomes_total{decision="granted",deviation="recently_moved"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"beid_gateway_outcomes_total{decision="not_granted",deviation="none"} 1"#)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_log_chains_pseudonyms_never_numbers() {
     let gateway = Harness::start().await;
     let device = gateway.device("balie-3");
-    for kind in [Kind::ActiveGent, Kind::Expired, Kind::Blocked, Kind::ActiveGent] {
+    for kind in [
+        Kind::ActiveGent,
+        Kind::Expired,
+        Kind::Blocked,
+        Kind::ActiveGent,
+    ] {
         device.check(kind.national_number()).await;
     }
     let log = gateway.audit_log();
-    let records: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(records[0]["type"], "gateway_started");
     let checks: Vec<&Value> = records.iter().filter(|r| r["type"] == "check").collect();
     assert_eq!(checks.len(), 4);
@@ -163,14 +236,21 @@ async fn the_audit_log_chains_pseudonyms_never_numbers() {
     assert_eq!(checks[0]["source"], "uitpas");
     assert_eq!(checks[1]["reason"], "social_tariff_expired");
     assert_eq!(checks[2]["decision"], "unknown");
-    assert_eq!(checks[0]["pseudonym"], checks[3]["pseudonym"], "one citizen, one pseudonym");
+    assert_eq!(
+        checks[0]["pseudonym"], checks[3]["pseudonym"],
+        "one citizen, one pseudonym"
+    );
     assert_ne!(checks[0]["pseudonym"], checks[1]["pseudonym"]);
     for kind in Kind::ALL {
         assert!(!log.contains(kind.national_number()));
     }
     gateway.gateway.flush_audit();
     let report = verify(gateway.dir.path().join("audit.jsonl")).unwrap();
-    assert!(matches!(report.verdict(), Verdict::Intact), "{:?}", report.verdict());
+    assert!(
+        matches!(report.verdict(), Verdict::Intact),
+        "{:?}",
+        report.verdict()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,14 +259,25 @@ async fn metrics_count_checks_sources_and_tokens_without_personal_data() {
     let device = gateway.device("balie-3");
     device.check(Kind::ActiveGent.national_number()).await;
     device.check(Kind::Blocked.national_number()).await;
-    device.check_as(Kind::ActiveGent.national_number(), USE_CASE, "balie-9").await;
+    device
+        .check_as(Kind::ActiveGent.national_number(), USE_CASE, "balie-9")
+        .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(beid_gateway::serve_metrics(listener, gateway.gateway.metrics(), async {
-        let _ = stopped.await;
-    }));
-    let text = reqwest::get(format!("http://{address}/metrics")).await.unwrap().text().await.unwrap();
+    let server = tokio::spawn(beid_gateway::serve_metrics(
+        listener,
+        gateway.gateway.metrics(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let text = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for line in [
         r#"beid_gateway_checks_total{use_case="uitpas-kansentarief",decision="eligible"} 1"#,
         r#"beid_gateway_checks_total{use_case="uitpas-kansentarief",decision="unknown"} 1"#,

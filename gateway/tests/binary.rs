@@ -18,8 +18,16 @@ const GATEWAY: &str = env!("CARGO_BIN_EXE_beid-gateway");
 fn config_check_prints_every_problem_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[server]\nlisten = 8443\nport = 1\n\n[audit]\nlog = \"/nonexistent/a.jsonl\"\n").unwrap();
-    let output = Command::new(GATEWAY).args(["config", "check"]).arg(&bad).output().unwrap();
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = 8443\nport = 1\n\n[audit]\nlog = \"/nonexistent/a.jsonl\"\n",
+    )
+    .unwrap();
+    let output = Command::new(GATEWAY)
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     for line in [
@@ -32,7 +40,10 @@ fn config_check_prints_every_problem_with_its_line() {
     ] {
         assert!(stderr.contains(line), "{line:?} not in\n{stderr}");
     }
-    let missing = Command::new(GATEWAY).args(["config", "check", "/nonexistent.toml"]).output().unwrap();
+    let missing = Command::new(GATEWAY)
+        .args(["config", "check", "/nonexistent.toml"])
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(1));
 }
 
@@ -41,15 +52,31 @@ fn the_gateway_does_not_link_pcsc() {
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let tree = Command::new(cargo)
-        .args(["tree", "--offline", "-p", "beid-gateway", "-e", "normal", "--prefix", "none"])
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            "beid-gateway",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
         .current_dir(&workspace)
         .output()
         .unwrap();
-    assert!(tree.status.success(), "{}", String::from_utf8_lossy(&tree.stderr));
+    assert!(
+        tree.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tree.stderr)
+    );
     let tree = String::from_utf8_lossy(&tree.stdout);
     assert!(tree.contains("beid-core"), "{tree}");
     assert!(!tree.lines().any(|l| l.starts_with("pcsc")), "{tree}");
-    let dynamic = Command::new("readelf").args(["-d", GATEWAY]).output().unwrap();
+    let dynamic = Command::new("readelf")
+        .args(["-d", GATEWAY])
+        .output()
+        .unwrap();
     assert!(dynamic.status.success());
     let dynamic = String::from_utf8_lossy(&dynamic.stdout);
     assert!(dynamic.contains("NEEDED"), "{dynamic}");
@@ -64,7 +91,11 @@ async fn no_national_number_in_the_logs_at_trace_level() {
     let pki = common::Pki::new(dir.path());
     common::write_uitpas_files(dir.path(), &standin);
     let config = dir.path().join("gateway.toml");
-    std::fs::write(&config, common::config_text(&standin, (600, 50), "[metrics]\nlisten = \"127.0.0.1:0\"\n")).unwrap();
+    std::fs::write(
+        &config,
+        common::config_text(&standin, (600, 50), "[metrics]\nlisten = \"127.0.0.1:0\"\n"),
+    )
+    .unwrap();
     let log = dir.path().join("gateway.log");
     let mut child = Command::new(GATEWAY)
         .args(["-vv", "--log-format", "json", "--config"])
@@ -77,15 +108,28 @@ async fn no_national_number_in_the_logs_at_trace_level() {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let url = loop {
         let mut line = String::new();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "the gateway exited: {}", std::fs::read_to_string(&log).unwrap());
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the gateway exited: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
         if let Some(address) = line.trim().strip_prefix("serving on ") {
             break address.to_owned();
         }
     };
     let harness_device = |cn: &str| {
-        let (cert, key) = pki.issue(&format!("device-{cn}"), &[cn], rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+        let (cert, key) = pki.issue(
+            &format!("device-{cn}"),
+            &[cn],
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        );
         common::Device {
-            http: beid_gateway::tls::http_client(Some(&pki.ca_bundle()), Some((&cert, &key)), Duration::from_secs(10)).unwrap(),
+            http: beid_gateway::tls::http_client(
+                Some(&pki.ca_bundle()),
+                Some((&cert, &key)),
+                Duration::from_secs(10),
+            )
+            .unwrap(),
             url: url.clone(),
             id: cn.to_owned(),
         }
@@ -101,16 +145,39 @@ async fn no_national_number_in_the_logs_at_trace_level() {
         assert_eq!(device.check(kind.national_number()).await.0, 200);
     }
     standin.revoke_tokens();
-    for fault in [Fault::Malformed, Fault::Problem { status: 400, problem_type: "https://api.publiq.be/probs/uitpas/invalid-insz-number", title: "Invalid insz number", end_user_message: Some("Ongeldig rijksregisternummer 85610100147") }] {
+    for fault in [
+        Fault::Malformed,
+        Fault::Problem {
+            status: 400,
+            problem_type: "https://api.publiq.be/probs/uitpas/invalid-insz-number",
+            title: "Invalid insz number",
+            end_user_message: Some("Ongeldig rijksregisternummer 85610100147"),
+        },
+    ] {
         standin.fail_next(fault);
         device.check(Kind::ActiveGent.national_number()).await;
     }
-    device.check_as(Kind::Expired.national_number(), common::USE_CASE, "balie-4").await;
-    device.post("/v1/eligibility-checks", &json!({"nationalNumber": Kind::Suspended.national_number()})).await;
-    device.post(&format!("/v1/eligibility-checks/{}/outcome", uuid::Uuid::new_v4()), &json!({"decision": "granted"})).await;
+    device
+        .check_as(Kind::Expired.national_number(), common::USE_CASE, "balie-4")
+        .await;
+    device
+        .post(
+            "/v1/eligibility-checks",
+            &json!({"nationalNumber": Kind::Suspended.national_number()}),
+        )
+        .await;
+    device
+        .post(
+            &format!("/v1/eligibility-checks/{}/outcome", uuid::Uuid::new_v4()),
+            &json!({"decision": "granted"}),
+        )
+        .await;
 
     // SIGTERM: a graceful stop.
-    let stopped = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(stopped.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
@@ -126,12 +193,24 @@ async fn no_national_number_in_the_logs_at_trace_level() {
     assert!(status.success(), "{status}");
 
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("check answered") && text.contains("\"level\":\"TRACE\""), "logging was not at trace level:\n{text}");
+    assert!(
+        text.contains("check answered") && text.contains("\"level\":\"TRACE\""),
+        "logging was not at trace level:\n{text}"
+    );
     for number in Kind::ALL.map(Kind::national_number) {
         assert!(!text.contains(number), "a national number in the log");
-        assert!(!text.contains(&format!("{}.{}", &number[..2], &number[2..4])), "a spelled national number");
+        assert!(
+            !text.contains(&format!("{}.{}", &number[..2], &number[2..4])),
+            "a spelled national number"
+        );
     }
-    assert!(!text.contains(PASSHOLDER_NAME), "a passholder's name in the log");
-    assert!(!text.contains(uitpas_standin::CLIENT_SECRET), "the client secret in the log");
+    assert!(
+        !text.contains(PASSHOLDER_NAME),
+        "a passholder's name in the log"
+    );
+    assert!(
+        !text.contains(uitpas_standin::CLIENT_SECRET),
+        "the client secret in the log"
+    );
     assert!(!text.contains("inszNumber"), "a UiTPAS URL in the log");
 }

@@ -50,12 +50,25 @@ async fn start() -> Started {
     common::install_crypto();
     let engine_dir = tempfile::tempdir().unwrap();
     let pki = common::Pki::new(engine_dir.path());
-    let (client_cert, client_key) = pki.issue("gateway-client", &["beid-gateway"], rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let (client_cert, client_key) = pki.issue(
+        "gateway-client",
+        &["beid-gateway"],
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    );
     let engine = Engine {
         answers: Arc::new(HashMap::from([
-            (ENGINE_YES, json!({"result": "ELIGIBLE", "code": "LEZ-65", "until": "2026-12-31"})),
-            (ENGINE_NO, json!({"result": "NOT_ELIGIBLE", "code": "income_above_limit"})),
-            (ENGINE_UNDECIDED, json!({"result": "UNDECIDED", "code": "data_missing"})),
+            (
+                ENGINE_YES,
+                json!({"result": "ELIGIBLE", "code": "LEZ-65", "until": "2026-12-31"}),
+            ),
+            (
+                ENGINE_NO,
+                json!({"result": "NOT_ELIGIBLE", "code": "income_above_limit"}),
+            ),
+            (
+                ENGINE_UNDECIDED,
+                json!({"result": "UNDECIDED", "code": "data_missing"}),
+            ),
             (UITPAS_NO_ENGINE_YES, json!({"result": "ELIGIBLE"})),
             (UITPAS_BLOCKED_ENGINE_NO, json!({"result": "NOT_ELIGIBLE"})),
         ])),
@@ -69,7 +82,9 @@ async fn start() -> Started {
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let app = Router::new().route("/decide", post(decide)).with_state(engine.clone());
+    let app = Router::new()
+        .route("/decide", post(decide))
+        .with_state(engine.clone());
     tokio::spawn(async move { axum::serve(TlsListener::new(listener, tls), app).await });
     let extra = format!(
         "[rules_http]\nurl = \"https://127.0.0.1:{port}/decide\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n\
@@ -89,20 +104,29 @@ async fn start() -> Started {
 }
 
 fn decision(answer: &Value) -> (&str, &str) {
-    (answer["decision"].as_str().unwrap_or(""), answer["reasonCode"].as_str().unwrap_or(""))
+    (
+        answer["decision"].as_str().unwrap_or(""),
+        answer["reasonCode"].as_str().unwrap_or(""),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engines_answers_are_mapped_over_mutual_tls() {
     let started = start().await;
     let device = started.gateway.device("balie-3");
-    let (_, yes) = device.check_as(ENGINE_YES, "lez-social-tariff", "balie-3").await;
+    let (_, yes) = device
+        .check_as(ENGINE_YES, "lez-social-tariff", "balie-3")
+        .await;
     assert_eq!(decision(&yes), ("eligible", "LEZ-65"));
     assert_eq!(yes["basis"], "entitlement_rule");
     assert_eq!(yes["validUntil"], "2026-12-31");
-    let (_, no) = device.check_as(ENGINE_NO, "lez-social-tariff", "balie-3").await;
+    let (_, no) = device
+        .check_as(ENGINE_NO, "lez-social-tariff", "balie-3")
+        .await;
     assert_eq!(decision(&no), ("not_eligible", "income_above_limit"));
-    let (_, undecided) = device.check_as(ENGINE_UNDECIDED, "lez-social-tariff", "balie-3").await;
+    let (_, undecided) = device
+        .check_as(ENGINE_UNDECIDED, "lez-social-tariff", "balie-3")
+        .await;
     assert_eq!(decision(&undecided), ("unknown", "data_missing"));
     let bodies = started.engine.bodies.lock().unwrap().clone();
     assert_eq!(bodies[0]["nationalNumber"], ENGINE_YES);
@@ -114,12 +138,20 @@ async fn the_engines_answers_are_mapped_over_mutual_tls() {
 async fn an_engine_failure_is_unknown_and_pauses_it() {
     let started = start().await;
     let device = started.gateway.device("balie-3");
-    let (_, down) = device.check_as(ENGINE_DOWN, "lez-social-tariff", "balie-3").await;
+    let (_, down) = device
+        .check_as(ENGINE_DOWN, "lez-social-tariff", "balie-3")
+        .await;
     assert_eq!(decision(&down), ("unknown", "source_unavailable"));
     let asked = started.engine.bodies.lock().unwrap().len();
-    let (_, paused) = device.check_as(ENGINE_NO, "lez-social-tariff", "balie-3").await;
+    let (_, paused) = device
+        .check_as(ENGINE_NO, "lez-social-tariff", "balie-3")
+        .await;
     assert_eq!(decision(&paused), ("unknown", "source_unavailable"));
-    assert_eq!(started.engine.bodies.lock().unwrap().len(), asked, "asked during back-off");
+    assert_eq!(
+        started.engine.bodies.lock().unwrap().len(),
+        asked,
+        "asked during back-off"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,10 +165,15 @@ async fn eligible_if_any_combines_both_sources_and_never_turns_unknown_into_no()
         (ENGINE_UNDECIDED, ("unknown", "card_blocked")),
     ];
     for (number, want) in cases {
-        let (_, answer) = device.check_as(number, "kansentarief-either", "balie-3").await;
+        let (_, answer) = device
+            .check_as(number, "kansentarief-either", "balie-3")
+            .await;
         assert_eq!(decision(&answer), want, "{number}: {answer}");
     }
-    assert_eq!(started.engine.bodies.lock().unwrap()[0]["rule"], "kansentarief");
+    assert_eq!(
+        started.engine.bodies.lock().unwrap()[0]["rule"],
+        "kansentarief"
+    );
     // The uitpas kinds decide alone for the uitpas-only use case.
     let (_, answer) = device.check(Kind::ActiveGent.national_number()).await;
     assert_eq!(decision(&answer).0, "eligible");

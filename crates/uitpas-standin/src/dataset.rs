@@ -98,7 +98,13 @@ pub(crate) fn passholders(national_number: &str) -> Value {
 fn passholder(national_number: &str, kind: Kind) -> Value {
     let number = uitpas_number(national_number);
     let memberships = match kind {
-        Kind::ActiveGent => vec![membership(GENT, &number, "ACTIVE", "ACTIVE", Some(active()))],
+        Kind::ActiveGent => vec![membership(
+            GENT,
+            &number,
+            "ACTIVE",
+            "ACTIVE",
+            Some(active()),
+        )],
         Kind::ActiveOtherRegion => vec![membership(
             DENDER,
             &number,
@@ -111,31 +117,49 @@ fn passholder(national_number: &str, kind: Kind) -> Value {
             &number,
             "ACTIVE",
             "ACTIVE",
-            Some(json!({"status": "EXPIRED", "endDate": "2024-12-31T22:59:59+00:00",
-                "inGracePeriod": false, "expired": true})),
+            Some(
+                json!({"status": "EXPIRED", "endDate": "2024-12-31T22:59:59+00:00",
+                "inGracePeriod": false, "expired": true}),
+            ),
         )],
         Kind::Suspended => vec![membership(
             PASPARTOE,
             &number,
             "ACTIVE",
             "ACTIVE",
-            Some(json!({"status": "SUSPENDED", "endDate": "2027-12-31T22:59:59+00:00",
-                "inGracePeriod": false, "suspendedUntilDate": "2027-03-31T21:59:59+00:00"})),
+            Some(
+                json!({"status": "SUSPENDED", "endDate": "2027-12-31T22:59:59+00:00",
+                "inGracePeriod": false, "suspendedUntilDate": "2027-03-31T21:59:59+00:00"}),
+            ),
         )],
-        Kind::Blocked => vec![membership(GENT, &number, "BLOCKED", "BLOCKED", Some(active()))],
+        Kind::Blocked => vec![membership(
+            GENT,
+            &number,
+            "BLOCKED",
+            "BLOCKED",
+            Some(active()),
+        )],
         Kind::FamilyParent => vec![
             membership(GENT, &number, "ACTIVE", "ACTIVE", None),
             // A membership elsewhere with a social tariff: not the organizer's card system.
             membership(DENDER, &number, "ACTIVE", "ACTIVE", Some(active())),
         ],
-        Kind::FamilyChild => vec![membership(GENT, &number, "ACTIVE", "ACTIVE", Some(active()))],
+        Kind::FamilyChild => vec![membership(
+            GENT,
+            &number,
+            "ACTIVE",
+            "ACTIVE",
+            Some(active()),
+        )],
         Kind::GracePeriod => vec![membership(
             GENT,
             &number,
             "ACTIVE",
             "ACTIVE",
-            Some(json!({"status": "ACTIVE", "endDate": "2025-01-31T22:59:59+00:00",
-                "inGracePeriod": true, "expired": false})),
+            Some(
+                json!({"status": "ACTIVE", "endDate": "2025-01-31T22:59:59+00:00",
+                "inGracePeriod": true, "expired": false}),
+            ),
         )],
         Kind::None => Vec::new(),
     };
@@ -197,12 +221,16 @@ fn uitpas_number(national_number: &str) -> String {
 /// systems unless `search_allowed` is false.
 pub(crate) fn permissions(search_allowed: bool) -> Value {
     let systems = [GENT.0, PASPARTOE.0];
-    let mut details = vec![json!({"id": "TARIFFS_READ", "label": {"nl": "Tarieven opvragen"},
-        "cardSystemIds": systems})];
+    let mut details = vec![
+        json!({"id": "TARIFFS_READ", "label": {"nl": "Tarieven opvragen"},
+        "cardSystemIds": systems}),
+    ];
     let mut permissions = vec!["TARIFFS_READ"];
     if search_allowed {
-        details.push(json!({"id": "PASSHOLDERS_SEARCH", "label": {"nl": "Pashouders zoeken"},
-            "cardSystemIds": systems}));
+        details.push(
+            json!({"id": "PASSHOLDERS_SEARCH", "label": {"nl": "Pashouders zoeken"},
+            "cardSystemIds": systems}),
+        );
         permissions.push("PASSHOLDERS_SEARCH");
     }
     json!([{

@@ -85,7 +85,9 @@ struct Shared {
 
 impl Shared {
     fn knobs(&self) -> MutexGuard<'_, Knobs> {
-        self.knobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.knobs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -258,8 +260,7 @@ impl TlsListener {
                 let (acceptor, sender) = (acceptor.clone(), sender.clone());
                 tokio::spawn(async move {
                     if let Ok(Ok(tls)) =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                            .await
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
                     {
                         let _ = sender.send((tls, peer)).await;
                     }
@@ -318,12 +319,14 @@ async fn token(State(shared): State<Arc<Shared>>, Form(request): Form<TokenReque
             expires: now + lifetime,
         },
     );
-    axum::Json(json!({"access_token": value, "expires_in": lifetime.as_secs(), "token_type": "Bearer"}))
-        .into_response()
+    axum::Json(
+        json!({"access_token": value, "expires_in": lifetime.as_secs(), "token_type": "Bearer"}),
+    )
+    .into_response()
 }
 
-/// `401` with publiq's problem unless the request carries a live token.
-fn authorize(shared: &Shared, knobs: &Knobs, headers: &HeaderMap) -> Result<(), Response> {
+/// Whether the request carries a live token; counts the refusals.
+fn authorized(shared: &Shared, knobs: &Knobs, headers: &HeaderMap) -> bool {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -332,20 +335,25 @@ fn authorize(shared: &Shared, knobs: &Knobs, headers: &HeaderMap) -> Result<(), 
     let now = Instant::now();
     let live = issued.is_some_and(|issued| {
         issued.expires > now
-            && knobs.revoked_before.is_none_or(|revoked| issued.at > revoked)
+            && knobs
+                .revoked_before
+                .is_none_or(|revoked| issued.at > revoked)
             && !knobs.refuse_every_token
     });
-    if live {
-        Ok(())
-    } else {
+    if !live {
         shared.unauthorized.fetch_add(1, Ordering::SeqCst);
-        Err(problem_response(dataset::problem(
-            401,
-            "https://api.publiq.be/probs/auth/unauthorized",
-            "Unauthorized",
-            None,
-        )))
     }
+    live
+}
+
+/// `401` with publiq's problem.
+fn unauthorized() -> Response {
+    problem_response(dataset::problem(
+        401,
+        "https://api.publiq.be/probs/auth/unauthorized",
+        "Unauthorized",
+        None,
+    ))
 }
 
 fn problem_response(body: Value) -> Response {
@@ -365,8 +373,8 @@ fn problem_response(body: Value) -> Response {
 async fn permissions(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     shared.permission_calls.fetch_add(1, Ordering::SeqCst);
     let knobs = shared.knobs();
-    if let Err(refused) = authorize(&shared, &knobs, &headers) {
-        return refused;
+    if !authorized(&shared, &knobs, &headers) {
+        return unauthorized();
     }
     axum::Json(dataset::permissions(!knobs.search_forbidden)).into_response()
 }
@@ -380,15 +388,18 @@ async fn passholders(
     let (fault, delay) = {
         let mut knobs = shared.knobs();
         knobs.last_query = Some(query.clone());
-        if let Err(refused) = authorize(&shared, &knobs, &headers) {
-            return refused;
+        if !authorized(&shared, &knobs, &headers) {
+            return unauthorized();
         }
         if knobs.search_forbidden {
             return problem_response(json!({"type": "https://api.publiq.be/probs/auth/forbidden",
                 "title": "Forbidden", "status": 403,
                 "detail": "client has no PASSHOLDERS_SEARCH permission on the organizer"}));
         }
-        let fault = knobs.faults.pop_front().or_else(|| knobs.every_time.clone());
+        let fault = knobs
+            .faults
+            .pop_front()
+            .or_else(|| knobs.every_time.clone());
         (fault, knobs.delay)
     };
     if !delay.is_zero() {

@@ -19,12 +19,19 @@ fn escape(segment: &str) -> String {
 /// The JSON pointer of the schema `spec` declares for `path`'s GET answering `status`.
 fn schema_pointer(spec: &Value, path: &str, status: &str) -> String {
     let mut pointer = format!("/paths/{}/get/responses/{status}", escape(path));
-    let mut response = spec.pointer(&pointer).unwrap_or_else(|| panic!("{path} {status} not in the spec"));
+    let mut response = spec
+        .pointer(&pointer)
+        .unwrap_or_else(|| panic!("{path} {status} not in the spec"));
     if let Some(reference) = response.get("$ref").and_then(Value::as_str) {
         pointer = reference.trim_start_matches('#').to_owned();
         response = spec.pointer(&pointer).unwrap();
     }
-    let (content_type, _) = response["content"].as_object().unwrap().iter().next().unwrap();
+    let (content_type, _) = response["content"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
     format!("{pointer}/content/{}/schema", escape(content_type))
 }
 
@@ -53,7 +60,9 @@ impl Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let standin = StandIn::start().await.unwrap();
         let http = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(standin.ca_pem().as_bytes()).unwrap())
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(standin.ca_pem().as_bytes()).unwrap(),
+            )
             .build()
             .unwrap();
         Self { http, standin }
@@ -64,7 +73,9 @@ impl Client {
             .http
             .post(self.standin.token_url())
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("grant_type=client_credentials&client_id={CLIENT_ID}&client_secret={CLIENT_SECRET}"))
+            .body(format!(
+                "grant_type=client_credentials&client_id={CLIENT_ID}&client_secret={CLIENT_SECRET}"
+            ))
             .send()
             .await
             .unwrap();
@@ -76,7 +87,11 @@ impl Client {
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> (u16, Option<String>, Value) {
-        let mut request = self.http.get(format!("{}{}", self.standin.api_url(), path.trim_start_matches('/')));
+        let mut request = self.http.get(format!(
+            "{}{}",
+            self.standin.api_url(),
+            path.trim_start_matches('/')
+        ));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -97,14 +112,20 @@ async fn permissions_and_every_kind_of_passholder_match_the_spec() {
     let token = client.token().await;
     let (status, _, permissions) = client.get("/permissions", Some(&token)).await;
     assert_eq!(status, 200);
-    assert_valid(&spec, &schema_pointer(&spec, "/permissions", "200"), &permissions, "permissions");
+    assert_valid(
+        &spec,
+        &schema_pointer(&spec, "/permissions", "200"),
+        &permissions,
+        "permissions",
+    );
     let page = schema_pointer(&spec, "/passholders", "200");
     // The validation bites: a page the spec does not allow is refused.
     let mut root = spec.clone();
     root["$ref"] = Value::String(format!("#{page}"));
     let validator = jsonschema::validator_for(&root).unwrap();
     assert!(!validator.is_valid(&json!({"totalItems": "many"})));
-    assert!(!validator.is_valid(&json!({"member": [{"cardSystemMemberships": [{"status": "ACTIVE"}]}]})));
+    assert!(!validator
+        .is_valid(&json!({"member": [{"cardSystemMemberships": [{"status": "ACTIVE"}]}]})));
     for kind in Kind::ALL {
         let path = format!(
             "/passholders?inszNumber={}&organizerId={}",
@@ -128,22 +149,44 @@ async fn permissions_and_every_kind_of_passholder_match_the_spec() {
 async fn every_refusal_is_a_problem_of_the_spec() {
     let spec = spec();
     let client = Client::start().await;
-    let search = format!("/passholders?inszNumber={}", Kind::ActiveGent.national_number());
+    let search = format!(
+        "/passholders?inszNumber={}",
+        Kind::ActiveGent.national_number()
+    );
     let (status, content_type, body) = client.get(&search, None).await;
     assert_eq!(status, 401);
     assert_eq!(content_type.as_deref(), Some("application/problem+json"));
-    assert_valid(&spec, &schema_pointer(&spec, "/passholders", "401"), &body, "401");
+    assert_valid(
+        &spec,
+        &schema_pointer(&spec, "/passholders", "401"),
+        &body,
+        "401",
+    );
     let token = client.token().await;
     client.standin.revoke_tokens();
-    assert_eq!(client.get(&search, Some(&token)).await.0, 401, "a revoked token");
+    assert_eq!(
+        client.get(&search, Some(&token)).await.0,
+        401,
+        "a revoked token"
+    );
     let token = client.token().await;
 
     client.standin.forbid_search(true);
     let (status, _, body) = client.get(&search, Some(&token)).await;
     assert_eq!(status, 403);
-    assert_valid(&spec, &schema_pointer(&spec, "/passholders", "403"), &body, "403");
+    assert_valid(
+        &spec,
+        &schema_pointer(&spec, "/passholders", "403"),
+        &body,
+        "403",
+    );
     let (_, _, permissions) = client.get("/permissions", Some(&token)).await;
-    assert_valid(&spec, &schema_pointer(&spec, "/permissions", "200"), &permissions, "permissions without search");
+    assert_valid(
+        &spec,
+        &schema_pointer(&spec, "/permissions", "200"),
+        &permissions,
+        "permissions without search",
+    );
     assert!(!permissions.to_string().contains("PASSHOLDERS_SEARCH"));
     client.standin.forbid_search(false);
 
@@ -155,18 +198,34 @@ async fn every_refusal_is_a_problem_of_the_spec() {
     });
     let (status, _, body) = client.get(&search, Some(&token)).await;
     assert_eq!(status, 400);
-    assert_valid(&spec, &schema_pointer(&spec, "/passholders", "400"), &body, "400");
+    assert_valid(
+        &spec,
+        &schema_pointer(&spec, "/passholders", "400"),
+        &body,
+        "400",
+    );
     // 429 and 5xx are not declared for the operation: publiq's Error model applies.
-    for (fault, want) in [(Fault::Status(429, Some(2)), 429), (Fault::Status(503, None), 503)] {
+    for (fault, want) in [
+        (Fault::Status(429, Some(2)), 429),
+        (Fault::Status(503, None), 503),
+    ] {
         client.standin.fail_next(fault);
         let (status, _, body) = client.get(&search, Some(&token)).await;
         assert_eq!(status, want);
-        assert_valid(&spec, "/components/schemas/Error", &body, &format!("{want}"));
+        assert_valid(
+            &spec,
+            "/components/schemas/Error",
+            &body,
+            &format!("{want}"),
+        );
     }
     client.standin.fail_next(Fault::Malformed);
     let response = client
         .http
-        .get(format!("{}passholders?inszNumber=1", client.standin.api_url()))
+        .get(format!(
+            "{}passholders?inszNumber=1",
+            client.standin.api_url()
+        ))
         .bearer_auth(&token)
         .send()
         .await

@@ -185,7 +185,10 @@ impl fmt::Display for Problem {
 #[non_exhaustive]
 pub enum ConfigError {
     #[error("{path}: {count} problem(s):{list}", count = problems.len(), list = ProblemList(problems))]
-    Invalid { path: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 struct ProblemList<'a>(&'a [Problem]);

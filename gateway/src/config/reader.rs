@@ -41,7 +41,11 @@ impl<'t> Reader<'t> {
         let document = match ImDocument::parse(text) {
             Ok(document) => document,
             Err(error) => {
-                reader.report("", error.span().map(|s| s.start), error.message().trim().to_owned());
+                reader.report(
+                    "",
+                    error.span().map(|s| s.start),
+                    error.message().trim().to_owned(),
+                );
                 return (None, reader.problems);
             }
         };
@@ -57,11 +61,22 @@ impl<'t> Reader<'t> {
         };
         self.unknown_keys(
             root,
-            &["server", "metrics", "audit", "uitpas", "rules_http", "use_cases"],
+            &[
+                "server",
+                "metrics",
+                "audit",
+                "uitpas",
+                "rules_http",
+                "use_cases",
+            ],
         );
-        let server = self.required_table(root, "server").and_then(|t| self.server(t));
+        let server = self
+            .required_table(root, "server")
+            .and_then(|t| self.server(t));
         let metrics = self.table(root, "metrics").and_then(|t| self.metrics(t));
-        let audit = self.required_table(root, "audit").and_then(|t| self.audit(t));
+        let audit = self
+            .required_table(root, "audit")
+            .and_then(|t| self.audit(t));
         let uitpas_table = self.table(root, "uitpas");
         let uitpas = uitpas_table.and_then(|t| self.uitpas(t));
         let rules_table = self.table(root, "rules_http");
@@ -256,7 +271,11 @@ impl<'t> Reader<'t> {
         configured: impl Fn(SourceKind) -> bool,
     ) -> Option<Vec<UseCaseSettings>> {
         let Some((key, item)) = root.table.get_key_value("use_cases") else {
-            self.report("use_cases", None, "at least one [[use_cases]] is needed".into());
+            self.report(
+                "use_cases",
+                None,
+                "at least one [[use_cases]] is needed".into(),
+            );
             return None;
         };
         let Some(array) = item.as_array_of_tables() else {
@@ -267,7 +286,9 @@ impl<'t> Reader<'t> {
             );
             return None;
         };
-        let names: Vec<String> = (0..array.len()).map(|i| format!("use_cases[{i}]")).collect();
+        let names: Vec<String> = (0..array.len())
+            .map(|i| format!("use_cases[{i}]"))
+            .collect();
         let mut use_cases = Vec::new();
         let mut complete = true;
         for (table, name) in array.iter().zip(&names) {
@@ -278,7 +299,10 @@ impl<'t> Reader<'t> {
             };
             match self.use_case(t, &configured) {
                 Some(use_case) => {
-                    if use_cases.iter().any(|u: &UseCaseSettings| u.id == use_case.id) {
+                    if use_cases
+                        .iter()
+                        .any(|u: &UseCaseSettings| u.id == use_case.id)
+                    {
                         self.report_key(t, "id", "another use case has this id");
                     }
                     use_cases.push(use_case);
@@ -287,7 +311,11 @@ impl<'t> Reader<'t> {
             }
         }
         if array.is_empty() {
-            self.report("use_cases", key.span().map(|s| s.start), "at least one use case is needed".into());
+            self.report(
+                "use_cases",
+                key.span().map(|s| s.start),
+                "at least one use case is needed".into(),
+            );
         }
         Some(use_cases).filter(|_| complete)
     }
@@ -377,7 +405,11 @@ impl<'t> Reader<'t> {
             .filter(|key| !known.contains(&key.as_str()))
             .collect();
         for key in unknown {
-            let span = t.table.get_key_value(&key).and_then(|(k, _)| k.span()).map(|s| s.start);
+            let span = t
+                .table
+                .get_key_value(&key)
+                .and_then(|(k, _)| k.span())
+                .map(|s| s.start);
             self.report(
                 &dotted(t.name, &key),
                 span,
@@ -469,9 +501,12 @@ impl<'t> Reader<'t> {
         let Some(item) = t.table.get(key) else {
             return Some(default.iter().map(|s| (*s).to_owned()).collect());
         };
-        let values: Option<Vec<String>> = item
-            .as_array()
-            .and_then(|array| array.iter().map(|v| v.as_str().map(str::to_owned)).collect());
+        let values: Option<Vec<String>> = item.as_array().and_then(|array| {
+            array
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        });
         if values.is_none() {
             self.report(
                 &dotted(t.name, key),
@@ -536,7 +571,10 @@ fn secret(base: &Path, text: &str) -> Result<PathBuf, String> {
     let path = resolve(base, text);
     let meta = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.is_file() || meta.len() == 0 {
-        return Err(format!("{}: not a file with a secret in it", path.display()));
+        return Err(format!(
+            "{}: not a file with a secret in it",
+            path.display()
+        ));
     }
     if meta.mode() & 0o007 != 0 {
         return Err(format!(
@@ -627,4 +665,3 @@ fn parse_pointer(text: &str) -> Result<String, String> {
         Err("must be a JSON pointer (RFC 6901), e.g. \"/decision\"".into())
     }
 }
-

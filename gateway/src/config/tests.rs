@@ -70,7 +70,10 @@ fn a_good_file_reads_with_defaults_and_resolved_paths() {
     let rules = config.rules_http.unwrap();
     assert_eq!(rules.decision_pointer, "/decision");
     assert_eq!(rules.basis, Basis::EntitlementRule);
-    assert_eq!(config.use_cases[1].sources, [SourceKind::RulesHttp, SourceKind::Uitpas]);
+    assert_eq!(
+        config.use_cases[1].sources,
+        [SourceKind::RulesHttp, SourceKind::Uitpas]
+    );
     assert_eq!(config.use_cases[1].combine, Combine::EligibleIfAny);
 }
 
@@ -106,7 +109,8 @@ sources = ["rules-http"]
 "#;
     let (config, problems) = Config::parse(text, dir.path());
     assert!(config.is_none());
-    let found: Vec<(Option<usize>, &str)> = problems.iter().map(|p| (p.line, p.key.as_str())).collect();
+    let found: Vec<(Option<usize>, &str)> =
+        problems.iter().map(|p| (p.line, p.key.as_str())).collect();
     for expected in [
         (Some(3), "server.listen"),
         (Some(4), "server.cert"),
@@ -119,11 +123,23 @@ sources = ["rules-http"]
         (Some(22), "use_cases[0].sources"),
         (Some(26), "use_cases[1].sources"),
     ] {
-        assert!(found.contains(&expected), "{expected:?} not in {problems:#?}");
+        assert!(
+            found.contains(&expected),
+            "{expected:?} not in {problems:#?}"
+        );
     }
     assert_eq!(problems.len(), 10, "{problems:#?}");
-    let shown = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
-    assert!(shown.contains("line 26: use_cases[1].sources: names \"rules-http\" but the file has no [rules_http]"), "{shown}");
+    let shown = problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        shown.contains(
+            "line 26: use_cases[1].sources: names \"rules-http\" but the file has no [rules_http]"
+        ),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -140,7 +156,11 @@ fn syntax_errors_and_missing_tables_are_located() {
 #[test]
 fn a_secret_readable_by_others_is_refused() {
     let dir = folder();
-    std::fs::set_permissions(dir.path().join("secret"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("secret"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let (_, problems) = Config::parse(GOOD, dir.path());
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].key, "uitpas.client_secret_file");

@@ -30,7 +30,9 @@ impl Backoff {
 
     /// Whether the source is paused now.
     pub fn paused(&self) -> bool {
-        self.state().until.is_some_and(|until| Instant::now() < until)
+        self.state()
+            .until
+            .is_some_and(|until| Instant::now() < until)
     }
 
     /// A failure: pause for `FIRST` doubled per failure in a row, or for what the source
@@ -38,7 +40,8 @@ impl Backoff {
     pub fn failed(&self, retry_after: Option<Duration>) {
         let mut state = self.state();
         state.failures = state.failures.saturating_add(1);
-        let doubled = FIRST.saturating_mul(2_u32.saturating_pow(state.failures.saturating_sub(1).min(16)));
+        let doubled =
+            FIRST.saturating_mul(2_u32.saturating_pow(state.failures.saturating_sub(1).min(16)));
         let pause = doubled.max(retry_after.unwrap_or_default()).min(LONGEST);
         state.until = Some(Instant::now() + pause);
     }
@@ -65,7 +68,10 @@ mod tests {
         assert!(!backoff.paused());
         backoff.failed(None);
         tokio::time::advance(FIRST).await;
-        assert!(backoff.paused(), "the second failure in a row pauses longer");
+        assert!(
+            backoff.paused(),
+            "the second failure in a row pauses longer"
+        );
         backoff.failed(Some(Duration::from_secs(30)));
         tokio::time::advance(Duration::from_secs(29)).await;
         assert!(backoff.paused(), "Retry-After is honoured");

@@ -14,7 +14,10 @@ pub(super) async fn read_body(
     response: &mut reqwest::Response,
     limit: usize,
 ) -> Result<Zeroizing<Vec<u8>>, Reason> {
-    if response.content_length().is_some_and(|length| length > limit as u64) {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
         return Err(Reason::SourceMalformed);
     }
     let mut body = Zeroizing::new(Vec::new());

@@ -52,8 +52,14 @@ impl RulesHttp {
             self.settings.national_number_field.clone(),
             Value::String(question.national_number.expose().to_owned()),
         );
-        body.insert(self.settings.rule_field.clone(), Value::String(question.rule.to_owned()));
-        body.insert("requestId".into(), Value::String(question.request_id.to_string()));
+        body.insert(
+            self.settings.rule_field.clone(),
+            Value::String(question.rule.to_owned()),
+        );
+        body.insert(
+            "requestId".into(),
+            Value::String(question.request_id.to_string()),
+        );
         let body = Zeroizing::new(Value::Object(body).to_string().into_bytes());
         let sent = self
             .http
@@ -97,7 +103,6 @@ impl RulesHttp {
             }
         }
     }
-
 }
 
 /// The configured mapping. `None`: no value at the decision pointer.
@@ -118,7 +123,9 @@ fn map(settings: &RulesHttpSettings, answer: &Value) -> Option<SourceAnswer> {
             AnswerDecision::NotEligible
         } else {
             // The engine could not decide, or said something we do not map: never a "no".
-            return Some(SourceAnswer::unknown(reason.unwrap_or(Reason::SourceMalformed)));
+            return Some(SourceAnswer::unknown(
+                reason.unwrap_or(Reason::SourceMalformed),
+            ));
         };
         let mut mapped = SourceAnswer::decided(decision, settings.basis, reason);
         mapped.valid_until = settings
@@ -199,7 +206,10 @@ mod tests {
         assert_eq!(a.decision, AnswerDecision::Eligible);
         assert_eq!(a.basis, Some(Basis::EntitlementRule));
         assert_eq!(a.reason, Some(Reason::Engine("LEZ-65+".into())));
-        assert_eq!(a.valid_until.map(|d| d.to_string()), Some("2026-12-31".into()));
+        assert_eq!(
+            a.valid_until.map(|d| d.to_string()),
+            Some("2026-12-31".into())
+        );
         let a = map(&rules, &json!({"result": {"decision": false}})).unwrap();
         assert_eq!(a.decision, AnswerDecision::NotEligible);
     }
@@ -207,7 +217,11 @@ mod tests {
     #[test]
     fn unmapped_values_are_unknown_never_a_no() {
         let rules = source(|s| s.basis = Basis::RegisteredStatus);
-        let a = map(&rules, &json!({"result": {"decision": "MAYBE", "code": "data_missing"}})).unwrap();
+        let a = map(
+            &rules,
+            &json!({"result": {"decision": "MAYBE", "code": "data_missing"}}),
+        )
+        .unwrap();
         assert_eq!(a.decision, AnswerDecision::Unknown);
         assert_eq!(a.reason.as_ref().map(Reason::code), Some("data_missing"));
         assert!(map(&rules, &json!({"decision": "NO"})).is_none());
@@ -217,7 +231,11 @@ mod tests {
     #[test]
     fn the_engines_reason_is_cleaned() {
         let rules = source(|_| {});
-        let a = map(&rules, &json!({"result": {"decision": "NO", "code": "nn 85610100147\u{202e}"}})).unwrap();
+        let a = map(
+            &rules,
+            &json!({"result": {"decision": "NO", "code": "nn 85610100147\u{202e}"}}),
+        )
+        .unwrap();
         assert_eq!(a.reason.as_ref().map(Reason::code), Some("nn [redacted]"));
     }
 }

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use beid_gateway::{serve, Config, Gateway};
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
+};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -35,23 +38,43 @@ impl Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, "Test City Device CA");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Test City Device CA");
         let ca = params.self_signed(&ca_key).unwrap();
         std::fs::write(dir.join("device-ca.pem"), ca.pem()).unwrap();
-        let pki = Self { ca, ca_key, dir: dir.to_owned() };
-        pki.issue("server", &["127.0.0.1", "localhost"], ExtendedKeyUsagePurpose::ServerAuth);
+        let pki = Self {
+            ca,
+            ca_key,
+            dir: dir.to_owned(),
+        };
+        pki.issue(
+            "server",
+            &["127.0.0.1", "localhost"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
         pki
     }
 
     /// `<name>.pem` and `<name>.key`, issued by the CA, CN = first name.
-    pub fn issue(&self, name: &str, names: &[&str], usage: ExtendedKeyUsagePurpose) -> (PathBuf, PathBuf) {
+    pub fn issue(
+        &self,
+        name: &str,
+        names: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+    ) -> (PathBuf, PathBuf) {
         let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .unwrap();
         params.distinguished_name = DistinguishedName::new();
         params.distinguished_name.push(DnType::CommonName, names[0]);
         params.extended_key_usages = vec![usage];
         let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
-        let (cert_path, key_path) = (self.dir.join(format!("{name}.pem")), self.dir.join(format!("{name}.key")));
+        let (cert_path, key_path) = (
+            self.dir.join(format!("{name}.pem")),
+            self.dir.join(format!("{name}.key")),
+        );
         std::fs::write(&cert_path, cert.pem()).unwrap();
         std::fs::write(&key_path, key.serialize_pem()).unwrap();
         (cert_path, key_path)
@@ -119,26 +142,45 @@ impl Harness {
         std::fs::write(&path, config_text(&standin, rate, extra)).unwrap();
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let gateway = Gateway::build(&config).unwrap();
-        assert!(gateway.refresh_permissions().await, "the stand-in's permissions were not read");
+        assert!(
+            gateway.refresh_permissions().await,
+            "the stand-in's permissions were not read"
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("https://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, &gateway, async {
             let _ = stopped.await;
         }));
-        Self { standin, gateway, url, pki, dir, stop: Some(stop), task: Some(task) }
+        Self {
+            standin,
+            gateway,
+            url,
+            pki,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// A device with a client certificate whose CN is `cn`.
     pub fn device(&self, cn: &str) -> Device {
-        let (cert, key) = self.pki.issue(&format!("device-{cn}"), &[cn], ExtendedKeyUsagePurpose::ClientAuth);
+        let (cert, key) = self.pki.issue(
+            &format!("device-{cn}"),
+            &[cn],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
         let http = beid_gateway::tls::http_client(
             Some(&self.pki.ca_bundle()),
             Some((&cert, &key)),
             Duration::from_secs(10),
         )
         .unwrap();
-        Device { http, url: self.url.clone(), id: cn.to_owned() }
+        Device {
+            http,
+            url: self.url.clone(),
+            id: cn.to_owned(),
+        }
     }
 
     pub fn audit_log(&self) -> String {
@@ -170,13 +212,22 @@ impl Device {
         self.check_as(national_number, USE_CASE, &self.id).await
     }
 
-    pub async fn check_as(&self, national_number: &str, use_case: &str, device_id: &str) -> (u16, Value) {
+    pub async fn check_as(
+        &self,
+        national_number: &str,
+        use_case: &str,
+        device_id: &str,
+    ) -> (u16, Value) {
         let request_id = uuid::Uuid::new_v4();
         let body = json!({"requestId": request_id, "useCase": use_case, "nationalNumber": national_number,
             "channel": "counter", "deviceId": device_id});
         let (status, answer) = self.post("/v1/eligibility-checks", &body).await;
         if status == 200 {
-            assert_eq!(answer["requestId"], request_id.to_string(), "requestId echoed");
+            assert_eq!(
+                answer["requestId"],
+                request_id.to_string(),
+                "requestId echoed"
+            );
         }
         (status, answer)
     }
@@ -195,6 +246,10 @@ impl Device {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.url)).send().await.unwrap()
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
     }
 }

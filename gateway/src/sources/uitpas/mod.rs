@@ -196,9 +196,15 @@ impl Uitpas {
         let source = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
-                let Some(uitpas) = source.upgrade() else { return };
+                let Some(uitpas) = source.upgrade() else {
+                    return;
+                };
                 let known = uitpas.refresh_permissions().await;
-                let wait = if known { uitpas.permissions_refresh } else { PERMISSIONS_RETRY };
+                let wait = if known {
+                    uitpas.permissions_refresh
+                } else {
+                    PERMISSIONS_RETRY
+                };
                 let recheck = uitpas.recheck.clone();
                 // Hold no strong reference while waiting: the source may be dropped.
                 drop(uitpas);
@@ -211,7 +217,10 @@ impl Uitpas {
     }
 
     fn permissions(&self) -> Permissions {
-        self.permissions.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.permissions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn set_permissions(&self, permissions: Permissions) {
@@ -328,7 +337,9 @@ impl Uitpas {
                 }
             },
             403 => {
-                tracing::error!("uitpas: passholder search forbidden (403); re-reading the permissions");
+                tracing::error!(
+                    "uitpas: passholder search forbidden (403); re-reading the permissions"
+                );
                 self.set_permissions(Permissions::Missing("passholder_search_forbidden"));
                 self.recheck.notify_one();
                 SourceAnswer::unknown(Reason::PermissionMissing)

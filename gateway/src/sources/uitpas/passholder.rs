@@ -91,7 +91,12 @@ pub(super) fn decide(
     let memberships: Vec<&Membership> = page
         .member
         .iter()
-        .filter(|member| member.insz_number.as_ref().is_none_or(|insz| insz.0 == national_number))
+        .filter(|member| {
+            member
+                .insz_number
+                .as_ref()
+                .is_none_or(|insz| insz.0 == national_number)
+        })
         .flat_map(|member| &member.card_system_memberships)
         .filter(|membership| card_systems.contains(&membership.card_system.id))
         .collect();
@@ -99,16 +104,25 @@ pub(super) fn decide(
 }
 
 fn judge(memberships: &[&Membership]) -> SourceAnswer {
-    let registered = |decision, reason| SourceAnswer::decided(decision, Basis::RegisteredStatus, reason);
+    let registered =
+        |decision, reason| SourceAnswer::decided(decision, Basis::RegisteredStatus, reason);
     let blocked = |m: &Membership| {
         m.status.as_deref() == Some("BLOCKED")
-            || m.current_card.as_ref().is_some_and(|card| card.status == "BLOCKED")
+            || m.current_card
+                .as_ref()
+                .is_some_and(|card| card.status == "BLOCKED")
     };
     if let Some(active) = memberships.iter().find(|m| {
         !blocked(m) && m.status.as_deref() == Some("ACTIVE") && tariff(m) == Some("ACTIVE")
     }) {
-        let grace = active.social_tariff.as_ref().is_some_and(|t| t.in_grace_period);
-        return registered(AnswerDecision::Eligible, grace.then_some(Reason::InGracePeriod));
+        let grace = active
+            .social_tariff
+            .as_ref()
+            .is_some_and(|t| t.in_grace_period);
+        return registered(
+            AnswerDecision::Eligible,
+            grace.then_some(Reason::InGracePeriod),
+        );
     }
     if memberships.iter().any(|m| blocked(m)) {
         return SourceAnswer::unknown(Reason::CardBlocked);
@@ -156,7 +170,12 @@ mod tests {
         .into_bytes()
     }
 
-    fn membership(system: i64, status: &str, card: &str, tariff: Option<(&str, bool)>) -> serde_json::Value {
+    fn membership(
+        system: i64,
+        status: &str,
+        card: &str,
+        tariff: Option<(&str, bool)>,
+    ) -> serde_json::Value {
         let mut m = json!({"cardSystem": {"id": system, "name": "x"}, "status": status,
             "currentCard": {"uitpasNumber": "0900000000000", "status": card}});
         if let Some((tariff, grace)) = tariff {
@@ -175,63 +194,144 @@ mod tests {
 
     #[test]
     fn active_membership_and_tariff_in_the_organizers_system_is_eligible_on_registered_status() {
-        let a = answer(json!([membership(2, "ACTIVE", "ACTIVE", Some(("ACTIVE", false)))]));
+        let a = answer(json!([membership(
+            2,
+            "ACTIVE",
+            "ACTIVE",
+            Some(("ACTIVE", false))
+        )]));
         assert_eq!(a.decision, AnswerDecision::Eligible);
         assert_eq!(a.basis, Some(Basis::RegisteredStatus));
         assert_eq!(a.reason, None);
-        assert_eq!(a.valid_until, None, "endDate is never a decision's validity");
+        assert_eq!(
+            a.valid_until, None,
+            "endDate is never a decision's validity"
+        );
     }
 
     #[test]
     fn grace_period_is_information_only() {
-        let a = answer(json!([membership(3, "ACTIVE", "ACTIVE", Some(("ACTIVE", true)))]));
+        let a = answer(json!([membership(
+            3,
+            "ACTIVE",
+            "ACTIVE",
+            Some(("ACTIVE", true))
+        )]));
         assert_eq!(a.decision, AnswerDecision::Eligible);
         assert_eq!(reason(&a), "in_grace_period");
     }
 
     #[test]
     fn expired_and_suspended_are_no_with_their_reason() {
-        let a = answer(json!([membership(2, "ACTIVE", "ACTIVE", Some(("EXPIRED", false)))]));
-        assert_eq!((a.decision, reason(&a)), (AnswerDecision::NotEligible, "social_tariff_expired"));
-        let a = answer(json!([membership(2, "ACTIVE", "ACTIVE", Some(("SUSPENDED", false)))]));
-        assert_eq!((a.decision, reason(&a)), (AnswerDecision::NotEligible, "social_tariff_suspended"));
+        let a = answer(json!([membership(
+            2,
+            "ACTIVE",
+            "ACTIVE",
+            Some(("EXPIRED", false))
+        )]));
+        assert_eq!(
+            (a.decision, reason(&a)),
+            (AnswerDecision::NotEligible, "social_tariff_expired")
+        );
+        let a = answer(json!([membership(
+            2,
+            "ACTIVE",
+            "ACTIVE",
+            Some(("SUSPENDED", false))
+        )]));
+        assert_eq!(
+            (a.decision, reason(&a)),
+            (AnswerDecision::NotEligible, "social_tariff_suspended")
+        );
     }
 
     #[test]
     fn only_the_organizers_card_systems_count() {
-        let a = answer(json!([membership(1, "ACTIVE", "ACTIVE", Some(("ACTIVE", false)))]));
-        assert_eq!((a.decision, reason(&a)), (AnswerDecision::NotEligible, "not_registered"));
-        let a = answer(json!([membership(2, "ACTIVE", "ACTIVE", None),
-            membership(1, "ACTIVE", "ACTIVE", Some(("ACTIVE", false)))]));
-        assert_eq!((a.decision, reason(&a)), (AnswerDecision::NotEligible, "no_social_tariff"));
+        let a = answer(json!([membership(
+            1,
+            "ACTIVE",
+            "ACTIVE",
+            Some(("ACTIVE", false))
+        )]));
+        assert_eq!(
+            (a.decision, reason(&a)),
+            (AnswerDecision::NotEligible, "not_registered")
+        );
+        let a = answer(json!([
+            membership(2, "ACTIVE", "ACTIVE", None),
+            membership(1, "ACTIVE", "ACTIVE", Some(("ACTIVE", false)))
+        ]));
+        assert_eq!(
+            (a.decision, reason(&a)),
+            (AnswerDecision::NotEligible, "no_social_tariff")
+        );
     }
 
     #[test]
     fn no_passholder_is_not_registered() {
         let a = decide(br#"{"totalItems":0,"member":[]}"#, NUMBER, &systems()).unwrap();
-        assert_eq!((a.decision, reason(&a)), (AnswerDecision::NotEligible, "not_registered"));
-        let a = decide(br#"{"member":[{"inszNumber":"85610100147"}]}"#, NUMBER, &systems()).unwrap();
-        assert_eq!((a.decision, reason(&a)), (AnswerDecision::NotEligible, "not_registered"));
+        assert_eq!(
+            (a.decision, reason(&a)),
+            (AnswerDecision::NotEligible, "not_registered")
+        );
+        let a = decide(
+            br#"{"member":[{"inszNumber":"85610100147"}]}"#,
+            NUMBER,
+            &systems(),
+        )
+        .unwrap();
+        assert_eq!(
+            (a.decision, reason(&a)),
+            (AnswerDecision::NotEligible, "not_registered")
+        );
     }
 
     #[test]
     fn a_blocked_card_or_membership_is_unknown_never_a_no() {
-        for (status, card) in [("BLOCKED", "ACTIVE"), ("ACTIVE", "BLOCKED"), ("BLOCKED", "BLOCKED")] {
-            let a = answer(json!([membership(2, status, card, Some(("ACTIVE", false)))]));
-            assert_eq!((a.decision, reason(&a)), (AnswerDecision::Unknown, "card_blocked"), "{status} {card}");
-            let a = answer(json!([membership(2, status, card, Some(("EXPIRED", false)))]));
+        for (status, card) in [
+            ("BLOCKED", "ACTIVE"),
+            ("ACTIVE", "BLOCKED"),
+            ("BLOCKED", "BLOCKED"),
+        ] {
+            let a = answer(json!([membership(
+                2,
+                status,
+                card,
+                Some(("ACTIVE", false))
+            )]));
+            assert_eq!(
+                (a.decision, reason(&a)),
+                (AnswerDecision::Unknown, "card_blocked"),
+                "{status} {card}"
+            );
+            let a = answer(json!([membership(
+                2,
+                status,
+                card,
+                Some(("EXPIRED", false))
+            )]));
             assert_eq!(a.decision, AnswerDecision::Unknown);
         }
         // An active membership elsewhere in the organizer's systems still decides.
-        let a = answer(json!([membership(2, "BLOCKED", "BLOCKED", None),
-            membership(3, "ACTIVE", "ACTIVE", Some(("ACTIVE", false)))]));
+        let a = answer(json!([
+            membership(2, "BLOCKED", "BLOCKED", None),
+            membership(3, "ACTIVE", "ACTIVE", Some(("ACTIVE", false)))
+        ]));
         assert_eq!(a.decision, AnswerDecision::Eligible);
     }
 
     #[test]
     fn an_unheard_of_status_is_unknown() {
-        let a = answer(json!([membership(2, "ACTIVE", "ACTIVE", Some(("PENDING", false)))]));
-        assert_eq!((a.decision, reason(&a)), (AnswerDecision::Unknown, "source_malformed"));
+        let a = answer(json!([membership(
+            2,
+            "ACTIVE",
+            "ACTIVE",
+            Some(("PENDING", false))
+        )]));
+        assert_eq!(
+            (a.decision, reason(&a)),
+            (AnswerDecision::Unknown, "source_malformed")
+        );
     }
 
     #[test]
@@ -242,15 +342,29 @@ mod tests {
         ]})
         .to_string();
         let a = decide(body.as_bytes(), "72690701326", &systems()).unwrap();
-        assert_eq!((a.decision, reason(&a)), (AnswerDecision::NotEligible, "no_social_tariff"));
+        assert_eq!(
+            (a.decision, reason(&a)),
+            (AnswerDecision::NotEligible, "no_social_tariff")
+        );
         let a = decide(body.as_bytes(), "72690701425", &systems()).unwrap();
         assert_eq!(a.decision, AnswerDecision::Eligible);
     }
 
     #[test]
     fn a_body_that_is_not_a_page_is_none() {
-        for body in [&b"{"[..], b"[]", b"{}", br#"{"totalItems": 0}"#, br#"{"member": {}}"#, br#"{"member":[{"cardSystemMemberships":[{}]}]}"#] {
-            assert!(decide(body, NUMBER, &systems()).is_none(), "{}", String::from_utf8_lossy(body));
+        for body in [
+            &b"{"[..],
+            b"[]",
+            b"{}",
+            br#"{"totalItems": 0}"#,
+            br#"{"member": {}}"#,
+            br#"{"member":[{"cardSystemMemberships":[{}]}]}"#,
+        ] {
+            assert!(
+                decide(body, NUMBER, &systems()).is_none(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

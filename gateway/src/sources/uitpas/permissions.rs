@@ -119,9 +119,18 @@ mod tests {
 
     #[test]
     fn a_missing_permission_or_organizer_is_said() {
-        assert_eq!(read(&body(ORG, "CHECKINS_WRITE", &[2]), ORG), Some(Permissions::Missing("passholder_search_missing")));
-        assert_eq!(read(&body("other", "PASSHOLDERS_SEARCH", &[2]), ORG), Some(Permissions::Missing("organizer_not_permitted")));
-        assert_eq!(read(&body(ORG, "PASSHOLDERS_SEARCH", &[]), ORG), Some(Permissions::Missing("no_card_systems")));
+        assert_eq!(
+            read(&body(ORG, "CHECKINS_WRITE", &[2]), ORG),
+            Some(Permissions::Missing("passholder_search_missing"))
+        );
+        assert_eq!(
+            read(&body("other", "PASSHOLDERS_SEARCH", &[2]), ORG),
+            Some(Permissions::Missing("organizer_not_permitted"))
+        );
+        assert_eq!(
+            read(&body(ORG, "PASSHOLDERS_SEARCH", &[]), ORG),
+            Some(Permissions::Missing("no_card_systems"))
+        );
         assert_eq!(read(b"{}", ORG), None);
     }
 
@@ -129,6 +138,9 @@ mod tests {
     fn a_linked_organizer_counts() {
         let body = json!([{"organizer": {"id": "parent"}, "linkedOrganizers": [
             {"organizer": {"id": ORG}, "permissionDetails": [{"id": "PASSHOLDERS_SEARCH", "cardSystemIds": [2]}]}]}]);
-        assert_eq!(read(body.to_string().as_bytes(), ORG), Some(Permissions::Granted([2].into_iter().collect())));
+        assert_eq!(
+            read(body.to_string().as_bytes(), ORG),
+            Some(Permissions::Granted([2].into_iter().collect()))
+        );
     }
 }

@@ -80,19 +80,44 @@ mod tests {
         let a = answer(400, &body, "nl");
         assert_eq!(a.decision, AnswerDecision::Unknown);
         assert_eq!(a.reason, Some(Reason::CardBlocked));
-        assert_eq!(a.clerk_message.as_deref(), Some("Deze kaart is geblokkeerd.[31m Bel [redacted]."));
-        assert_eq!(answer(400, &body, "fr").clerk_message.as_deref(), Some("Carte bloquée."));
-        assert_eq!(answer(400, &body, "de").clerk_message.as_deref().map(|m| m.starts_with("Deze")), Some(true));
+        assert_eq!(
+            a.clerk_message.as_deref(),
+            Some("Deze kaart is geblokkeerd.[31m Bel [redacted].")
+        );
+        assert_eq!(
+            answer(400, &body, "fr").clerk_message.as_deref(),
+            Some("Carte bloquée.")
+        );
+        assert_eq!(
+            answer(400, &body, "de")
+                .clerk_message
+                .as_deref()
+                .map(|m| m.starts_with("Deze")),
+            Some(true)
+        );
         let status = problem("invalid-card-status", r#","cardStatus":"BLOCKED""#);
         assert_eq!(answer(400, &status, "nl").reason, Some(Reason::CardBlocked));
     }
 
     #[test]
     fn not_found_and_expired_decide_other_problems_do_not() {
-        assert_eq!(answer(404, &problem("passholder-not-found", ""), "nl").decision, AnswerDecision::NotEligible);
-        assert_eq!(answer(400, &problem("social-tariff-expired", ""), "nl").reason, Some(Reason::SocialTariffExpired));
-        for (status, body) in [(400, problem("invalid-insz-number", "")), (404, b"not json".to_vec()), (400, problem("passholder-not-found", ""))] {
-            assert_eq!(answer(status, &body, "nl").decision, AnswerDecision::Unknown);
+        assert_eq!(
+            answer(404, &problem("passholder-not-found", ""), "nl").decision,
+            AnswerDecision::NotEligible
+        );
+        assert_eq!(
+            answer(400, &problem("social-tariff-expired", ""), "nl").reason,
+            Some(Reason::SocialTariffExpired)
+        );
+        for (status, body) in [
+            (400, problem("invalid-insz-number", "")),
+            (404, b"not json".to_vec()),
+            (400, problem("passholder-not-found", "")),
+        ] {
+            assert_eq!(
+                answer(status, &body, "nl").decision,
+                AnswerDecision::Unknown
+            );
         }
     }
 }

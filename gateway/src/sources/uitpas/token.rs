@@ -104,7 +104,10 @@ impl TokenCache {
     /// replaced it, so that many refusals of one token cause one renewal.
     pub(crate) fn refused(&self, token: &Token) {
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
-        if current.as_ref().is_some_and(|t| t.generation == token.generation) {
+        if current
+            .as_ref()
+            .is_some_and(|t| t.generation == token.generation)
+        {
             *current = None;
         }
     }
@@ -176,7 +179,9 @@ mod tests {
         let callers: Vec<_> = (0..50)
             .map(|_| {
                 let (cache, issuer) = (cache.clone(), issuer.clone());
-                tokio::spawn(async move { cache.get(issuer.as_ref()).await.unwrap().value().to_owned() })
+                tokio::spawn(
+                    async move { cache.get(issuer.as_ref()).await.unwrap().value().to_owned() },
+                )
             })
             .collect();
         // One caller is inside issue(), waiting for the gate; let it through.

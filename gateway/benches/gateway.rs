@@ -19,8 +19,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -94,25 +93,12 @@ fn start_gateway(dir: &std::path::Path, standin: &StandIn, scale: &Scale) -> Gat
         ),
     );
     std::fs::write(&config, text).unwrap();
-    let mut child = Command::new(GATEWAY)
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let url = loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "the gateway exited"
-        );
-        if let Some(address) = line.trim().strip_prefix("serving on ") {
-            break address.to_owned();
-        }
-    };
+    let (child, url) = common::spawn_binary(
+        GATEWAY,
+        &["--config".as_ref(), config.as_os_str()],
+        Some("warn"),
+        Stdio::inherit(),
+    );
     Gateway { child, url }
 }
 

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -97,26 +96,18 @@ async fn no_national_number_in_the_logs_at_trace_level() {
     )
     .unwrap();
     let log = dir.path().join("gateway.log");
-    let mut child = Command::new(GATEWAY)
-        .args(["-vv", "--log-format", "json", "--config"])
-        .arg(&config)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let url = loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "the gateway exited: {}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        if let Some(address) = line.trim().strip_prefix("serving on ") {
-            break address.to_owned();
-        }
-    };
+    let (mut child, url) = common::spawn_binary(
+        GATEWAY,
+        &[
+            "-vv".as_ref(),
+            "--log-format".as_ref(),
+            "json".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+        None,
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
     let harness_device = |cn: &str| {
         let (cert, key) = pki.issue(
             &format!("device-{cn}"),

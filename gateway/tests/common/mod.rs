@@ -253,3 +253,39 @@ impl Device {
             .unwrap()
     }
 }
+
+/// Runs the `beid-gateway` binary `binary` with `args` (ending in `--config FILE`) and
+/// `RUST_LOG` set to `log_filter` (or unset); returns the child and the URL it prints once
+/// it serves. The caller owns the child (and waits for it); a failed start stops it here.
+#[allow(clippy::zombie_processes)] // A panic while reading its first line ends the test run.
+pub fn spawn_binary(
+    binary: &str,
+    args: &[&std::ffi::OsStr],
+    log_filter: Option<&str>,
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut command = std::process::Command::new(binary);
+    match log_filter {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    let mut child = command
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the gateway exited before serving");
+        }
+        if let Some(address) = line.trim().strip_prefix("serving on ") {
+            return (child, address.to_owned());
+        }
+    }
+}

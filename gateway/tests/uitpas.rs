@@ -135,9 +135,19 @@ async fn a_missing_permission_fails_health_and_never_says_no() {
     assert_eq!(device.get("/v1/health").await.status(), 200);
     // The permission is withdrawn: the next search is refused (403).
     gateway.standin.forbid_search(true);
+    let reads = gateway.standin.permission_calls();
     let (status, answer) = device.check(Kind::Expired.national_number()).await;
     assert_eq!(status, 200);
     assert_eq!(decision(&answer), ("unknown", "permission_missing"));
+    // The 403 makes the gateway read the permissions again at once (not a day later).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while gateway.standin.permission_calls() == reads {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "permissions not read again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let health = device.get("/v1/health").await;
     assert_eq!(health.status(), 503);
     let health: Value = health.json().await.unwrap();

@@ -41,7 +41,7 @@ pub const NAME: &str = "uitpas";
 
 /// The largest answer read (a passholder page, the permissions).
 const MAX_BODY: usize = 1024 * 1024;
-/// After a failed `GET /permissions`, ask again this soon.
+/// While the permissions are unknown or missing, ask again this soon.
 const PERMISSIONS_RETRY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
@@ -191,7 +191,7 @@ impl Uitpas {
     }
 
     /// Starts the permission task: now, then every `permissions_refresh` (every 30 s while
-    /// unknown), and at once after a `403`.
+    /// unknown or missing), and at once after a `403`.
     pub fn start(self: &Arc<Self>) -> JoinHandle<()> {
         let source = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -199,11 +199,12 @@ impl Uitpas {
                 let Some(uitpas) = source.upgrade() else {
                     return;
                 };
-                let known = uitpas.refresh_permissions().await;
-                let wait = if known {
-                    uitpas.permissions_refresh
-                } else {
-                    PERMISSIONS_RETRY
+                uitpas.refresh_permissions().await;
+                // Granted: again in a day. Unknown or missing: soon, so that a permission
+                // publiq grants (or a network that heals) is noticed within a minute.
+                let wait = match uitpas.permissions() {
+                    Permissions::Granted(_) => uitpas.permissions_refresh,
+                    _ => PERMISSIONS_RETRY,
                 };
                 let recheck = uitpas.recheck.clone();
                 // Hold no strong reference while waiting: the source may be dropped.

@@ -100,12 +100,7 @@ fn no_store() -> [(header::HeaderName, &'static str); 1] {
 
 impl AppState {
     /// Counts, logs and audits a refusal; answers it.
-    async fn refuse(
-        &self,
-        refusal: Refusal,
-        request: Option<Uuid>,
-        device: Option<&str>,
-    ) -> Response {
+    fn refuse(&self, refusal: Refusal, request: Option<Uuid>, device: Option<&str>) -> Response {
         self.metrics.refused(refusal.code);
         tracing::warn!(
             request_id = request.map(|id| id.to_string()),
@@ -149,35 +144,29 @@ async fn check(
     let started = Instant::now();
     let device = peer.device.as_deref();
     if !is_json(&headers) {
-        return state
-            .refuse(
-                Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_json"),
-                None,
-                device,
-            )
-            .await;
+        return state.refuse(
+            Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_json"),
+            None,
+            device,
+        );
     }
     if body.len() > MAX_BODY {
-        return state
-            .refuse(
-                Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-                None,
-                device,
-            )
-            .await;
+        return state.refuse(
+            Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            None,
+            device,
+        );
     }
     // serde's message may quote the body: only its category is logged.
     let question: EligibilityCheck = match serde_json::from_slice(&body) {
         Ok(question) => question,
         Err(error) => {
             tracing::debug!(category = ?error.classify(), line = error.line(), column = error.column(), "invalid check body");
-            return state
-                .refuse(
-                    Refusal::new(StatusCode::BAD_REQUEST, "invalid_request"),
-                    None,
-                    device,
-                )
-                .await;
+            return state.refuse(
+                Refusal::new(StatusCode::BAD_REQUEST, "invalid_request"),
+                None,
+                device,
+            );
         }
     };
     let request_id = Some(question.request_id);
@@ -194,29 +183,25 @@ async fn check(
         None
     };
     if let Some(code) = invalid {
-        return state
-            .refuse(
-                Refusal::new(StatusCode::BAD_REQUEST, code),
-                request_id,
-                device,
-            )
-            .await;
+        return state.refuse(
+            Refusal::new(StatusCode::BAD_REQUEST, code),
+            request_id,
+            device,
+        );
     }
     if device != Some(question.device_id.as_str()) {
-        return state
-            .refuse(
-                Refusal::new(StatusCode::FORBIDDEN, "device_mismatch"),
-                request_id,
-                device,
-            )
-            .await;
+        return state.refuse(
+            Refusal::new(StatusCode::FORBIDDEN, "device_mismatch"),
+            request_id,
+            device,
+        );
     }
     if let Err(wait) = state.rate.admit(&question.device_id) {
         let refusal = Refusal {
             retry_after: Some(wait),
             ..Refusal::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
         };
-        return state.refuse(refusal, request_id, device).await;
+        return state.refuse(refusal, request_id, device);
     }
 
     let use_case = state.use_cases.get(&question.use_case);
@@ -255,13 +240,11 @@ async fn check(
     );
     if !recorded {
         // No answer without its audit record (queued: see crate::audit).
-        return state
-            .refuse(
-                Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
-                request_id,
-                device,
-            )
-            .await;
+        return state.refuse(
+            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
+            request_id,
+            device,
+        );
     }
     state
         .metrics
@@ -316,42 +299,34 @@ async fn outcome(
 ) -> Response {
     let device = peer.device.as_deref();
     let Ok(request) = Uuid::parse_str(&request_id) else {
-        return state
-            .refuse(
-                Refusal::new(StatusCode::BAD_REQUEST, "request_id_invalid"),
-                None,
-                device,
-            )
-            .await;
+        return state.refuse(
+            Refusal::new(StatusCode::BAD_REQUEST, "request_id_invalid"),
+            None,
+            device,
+        );
     };
     let Some(device_id) = device.filter(|d| valid_device_id(d)) else {
-        return state
-            .refuse(
-                Refusal::new(StatusCode::FORBIDDEN, "device_unknown"),
-                Some(request),
-                device,
-            )
-            .await;
+        return state.refuse(
+            Refusal::new(StatusCode::FORBIDDEN, "device_unknown"),
+            Some(request),
+            device,
+        );
     };
     if !is_json(&headers) || body.len() > MAX_BODY {
-        return state
-            .refuse(
-                Refusal::new(StatusCode::BAD_REQUEST, "invalid_request"),
-                Some(request),
-                device,
-            )
-            .await;
+        return state.refuse(
+            Refusal::new(StatusCode::BAD_REQUEST, "invalid_request"),
+            Some(request),
+            device,
+        );
     }
     let feedback: OutcomeFeedback = match serde_json::from_slice(&body) {
         Ok(feedback) => feedback,
         Err(_) => {
-            return state
-                .refuse(
-                    Refusal::new(StatusCode::BAD_REQUEST, "invalid_request"),
-                    Some(request),
-                    device,
-                )
-                .await
+            return state.refuse(
+                Refusal::new(StatusCode::BAD_REQUEST, "invalid_request"),
+                Some(request),
+                device,
+            )
         }
     };
     let deviation_ok = feedback.deviation.as_ref().is_none_or(|deviation| {
@@ -362,13 +337,11 @@ async fn outcome(
             })
     });
     if !deviation_ok {
-        return state
-            .refuse(
-                Refusal::new(StatusCode::BAD_REQUEST, "deviation_invalid"),
-                Some(request),
-                device,
-            )
-            .await;
+        return state.refuse(
+            Refusal::new(StatusCode::BAD_REQUEST, "deviation_invalid"),
+            Some(request),
+            device,
+        );
     }
     let deviation = feedback.deviation.as_ref().map(|d| d.reason.clone());
     let recorded = state.audit.outcome(OutcomeRecord {
@@ -382,13 +355,11 @@ async fn outcome(
             .is_some_and(|d| d.note.is_some()),
     });
     if !recorded {
-        return state
-            .refuse(
-                Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
-                Some(request),
-                device,
-            )
-            .await;
+        return state.refuse(
+            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
+            Some(request),
+            device,
+        );
     }
     state
         .metrics

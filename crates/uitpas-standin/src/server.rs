@@ -188,7 +188,7 @@ impl StandIn {
         self.shared.token_calls.load(Ordering::SeqCst)
     }
 
-    /// Calls of `GET /permissions`.
+    /// Calls of `GET /permissions`, counted once answered.
     pub fn permission_calls(&self) -> usize {
         self.shared.permission_calls.load(Ordering::SeqCst)
     }
@@ -371,12 +371,17 @@ fn problem_response(body: Value) -> Response {
 }
 
 async fn permissions(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let response = {
+        let knobs = shared.knobs();
+        if authorized(&shared, &knobs, &headers) {
+            axum::Json(dataset::permissions(!knobs.search_forbidden)).into_response()
+        } else {
+            unauthorized()
+        }
+    };
+    // Counted once answered: a caller that sees the count sees the answer's effect.
     shared.permission_calls.fetch_add(1, Ordering::SeqCst);
-    let knobs = shared.knobs();
-    if !authorized(&shared, &knobs, &headers) {
-        return unauthorized();
-    }
-    axum::Json(dataset::permissions(!knobs.search_forbidden)).into_response()
+    response
 }
 
 async fn passholders(

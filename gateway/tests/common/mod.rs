@@ -146,6 +146,16 @@ impl Harness {
             gateway.refresh_permissions().await,
             "the stand-in's permissions were not read"
         );
+        // The gateway's own first reading too (its background task), so that no test's
+        // knob reaches it half-way.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while standin.permission_calls() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no background reading"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("https://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();

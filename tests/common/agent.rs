@@ -36,8 +36,24 @@ impl ServedAgent {
     /// Serves with the TEST roots of the generated cards, the counter client (scope advice),
     /// auto advice for `uitpas-kansentarief`, and `extra` appended to the configuration.
     pub fn start(pcscd: &Pcscd, upstream_url: &str, pki: &Pki, extra: &str) -> Self {
+        Self::start_trusting(pcscd, upstream_url, pki, &[], extra)
+    }
+
+    /// As [`ServedAgent::start`], also trusting these roots of `fixtures/test-pki/` (e.g.
+    /// `eid-test-root-ca.crt` for the Alice specimen cards).
+    pub fn start_trusting(
+        pcscd: &Pcscd,
+        upstream_url: &str,
+        pki: &Pki,
+        more_roots: &[&str],
+        extra: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let roots = crate::common::fixtures().join("test-pki");
+        let more_roots: String = more_roots
+            .iter()
+            .map(|name| format!(", \"{}\"", roots.join(name).display()))
+            .collect();
         crate::common::write_secret(&dir.path().join("token"), TOKEN);
         let port = crate::common::free_port();
         let config = dir.path().join("config.toml");
@@ -46,7 +62,7 @@ impl ServedAgent {
             format!(
                 "[upstream]\nkind = \"http\"\nurl = \"{upstream_url}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\nca_bundle = \"{}\"\n\n\
                  [device]\nid = \"balie-3\"\nchannel = \"counter\"\n\n\
-                 [trust]\nextra_roots = [\"{}\", \"{}\"]\nrrn_key_cache = \"state/rrn-keys.json\"\n\n\
+                 [trust]\nextra_roots = [\"{}\", \"{}\"{more_roots}]\nrrn_key_cache = \"state/rrn-keys.json\"\n\n\
                  [api]\nlisten = \"127.0.0.1:{port}\"\nauto_advice = [\"uitpas-kansentarief\"]\n\n\
                  [[api.clients]]\nname = \"counter\"\ntoken_file = \"token\"\nscopes = [\"advice\"]\n\n{extra}",
                 pki.client_cert.display(),

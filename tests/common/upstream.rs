@@ -99,6 +99,8 @@ pub struct Pki {
     ca_der: CertificateDer<'static>,
     server_chain: Vec<CertificateDer<'static>>,
     server_key: Vec<u8>,
+    /// The server certificate and key as PEM.
+    server_pem: (String, String),
 }
 
 impl Pki {
@@ -128,6 +130,7 @@ impl Pki {
             ca,
             server_chain: vec![server.certificate.der().clone()],
             server_key: server.key.serialize_der(),
+            server_pem: (server.certificate.pem(), server.key.serialize_pem()),
             dir,
         }
     }
@@ -157,6 +160,16 @@ impl Pki {
         write_pem(&cert_path, &certificate.pem());
         write_pem(&key_path, &key.serialize_pem());
         (cert_path, key_path)
+    }
+
+    /// The server certificate (127.0.0.1, localhost) and its key as `server.pem` and
+    /// `server.key`, for a server of another kind (the city gateway) to present.
+    pub fn server_identity(&self) -> (PathBuf, PathBuf) {
+        let cert = self.dir.join("server.pem");
+        let key = self.dir.join("server.key");
+        std::fs::write(&cert, &self.server_pem.0).unwrap();
+        std::fs::write(&key, &self.server_pem.1).unwrap();
+        (cert, key)
     }
 
     fn server_tls(&self, protocol: Protocol) -> rustls::ServerConfig {

@@ -133,6 +133,14 @@
 //! chain reaches the last anchor (else: *truncated*), and that every seal from the first
 //! anchor on has an anchor at its seq.
 //!
+//! Types written by the city's gateway (`beid-gateway`) in its own log:
+//! - `gateway_started` ([`GatewayStarted`]): version, pid, host;
+//! - `check` ([`CheckRecord`]): request id, device, use case, channel, decision, source,
+//!   reason, latency_ms, pseudonym (as for `advice`, with the gateway's own secret);
+//! - `check_refused` ([`CheckRefused`]): request id, device, reason, status;
+//! - `outcome` ([`OutcomeRecord`]): request id, device, the clerk's decision, deviation
+//!   reason, whether a note came (never its text).
+//!
 //! # Crashes, truncation and the head file
 //!
 //! An append is one `write` of the whole line to a file opened `O_APPEND`, then `fdatasync`;
@@ -214,6 +222,7 @@ pub use record::{
     Decision, Event, Pseudonym, ReadOutcome, Record, RecoveredTail, Seal, SealReason, Sha256,
     StaffDecisionRecord, GENESIS, MAX_LINE,
 };
+pub use record::{CheckAnswered, CheckRecord, CheckRefused, GatewayStarted, OutcomeRecord};
 pub use seal_state::{seal_init, seal_state_path};
 pub use sealing::{
     KeyId, Mac, Schedule, SealingError, VerificationKey, DEFAULT_EPOCH, MAX_EPOCH, MIN_EPOCH,

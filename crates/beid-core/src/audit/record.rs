@@ -153,6 +153,14 @@ pub enum Event {
     /// Written by the log itself, never by callers: seals bytes a crash left after the last
     /// whole record (see the module documentation).
     RecoveredTail(RecoveredTail),
+    /// beid-gateway: a replica (re)started and continues this chain.
+    GatewayStarted(GatewayStarted),
+    /// beid-gateway: an eligibility check answered.
+    Check(CheckRecord),
+    /// beid-gateway: a request refused before any source was asked.
+    CheckRefused(CheckRefused),
+    /// beid-gateway: a clerk's final decision received.
+    Outcome(OutcomeRecord),
     /// Written by the log itself: a forward-secure seal (see the module documentation).
     Seal(Seal),
     /// Written by the log itself: bytes that another process wrote into the log (appended
@@ -355,6 +363,97 @@ pub struct RecoveredTail {
     pub offset: u64,
     pub length: u64,
     pub sha256: Sha256,
+}
+
+/// `gateway_started`: a beid-gateway replica (re)started and continues this chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayStarted {
+    /// The gateway's version (`CARGO_PKG_VERSION` of beid-gateway).
+    pub version: String,
+    /// The process id: tells restarts apart.
+    pub pid: u32,
+    /// The replica's host name, when known: tells replicas apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// What the gateway says about a check it answered; [`super::AuditLog::check`] adds the
+/// pseudonym.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckAnswered {
+    /// The contract's `requestId`.
+    pub request: Uuid,
+    /// The device (its client certificate's CN, equal to the request's `deviceId`).
+    pub device: String,
+    pub use_case: String,
+    /// `counter` or `kiosk`.
+    pub channel: String,
+    pub decision: Decision,
+    /// The source that decided (or, for an `unknown`, whose reason is given).
+    pub source: Option<String>,
+    /// The answer's `reasonCode`.
+    pub reason: Option<String>,
+    /// From the request's arrival to the answer.
+    pub latency: Duration,
+}
+
+/// `check`: an eligibility check the gateway answered. No national number: its pseudonym.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    pub request: Uuid,
+    pub device: String,
+    pub use_case: String,
+    pub channel: String,
+    pub decision: Decision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub latency_ms: u64,
+    pub pseudonym: Pseudonym,
+}
+
+impl CheckRecord {
+    pub(crate) fn new(answered: &CheckAnswered, pseudonym: Pseudonym) -> Self {
+        Self {
+            request: answered.request,
+            device: answered.device.clone(),
+            use_case: answered.use_case.clone(),
+            channel: answered.channel.clone(),
+            decision: answered.decision,
+            source: answered.source.clone(),
+            reason: answered.reason.clone(),
+            latency_ms: u64::try_from(answered.latency.as_millis()).unwrap_or(u64::MAX),
+            pseudonym,
+        }
+    }
+}
+
+/// `check_refused`: a request the gateway refused before asking any source (a device whose
+/// certificate does not match its `deviceId`, over its rate, an invalid body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRefused {
+    /// The `requestId`, when the body had a valid one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Uuid>,
+    /// The client certificate's CN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// A stable code: `device_mismatch`, `rate_limited`, `invalid_request`, ...
+    pub reason: String,
+    pub status: u16,
+}
+
+/// `outcome`: what a clerk finally decided on a check (`POST .../outcome`). The note's
+/// text is not kept: only whether there was one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeRecord {
+    pub request: Uuid,
+    pub device: String,
+    pub decision: crate::contract::StaffDecision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deviation: Option<String>,
+    pub note: bool,
 }
 
 /// A parsed record line.

@@ -19,6 +19,7 @@ use super::record::{
     encode, AdviceAsked, AdviceRecord, AgentStarted, ApiRequest, CardSession, ChainHead, Event,
     Pseudonym, SealReason, Sha256, StaffDecisionRecord, GENESIS,
 };
+use super::record::{CheckAnswered, CheckRecord, CheckRefused, GatewayStarted, OutcomeRecord};
 use super::seal_state::{seal_state_path, SealPoint, Sealer};
 use super::sealing::KeyId;
 use super::secret::Secret;
@@ -196,6 +197,32 @@ impl AuditLog {
     /// `api_request`.
     pub fn api_request(&self, request: &ApiRequest) -> Result<ChainHead, AuditError> {
         self.append(&Event::ApiRequest(request.clone()))
+    }
+
+    /// `gateway_started` (beid-gateway).
+    pub fn gateway_started(&self, started: &GatewayStarted) -> Result<ChainHead, AuditError> {
+        self.append(&Event::GatewayStarted(started.clone()))
+    }
+
+    /// `check` (beid-gateway). `national_number` is the 11 digits; only its
+    /// [`pseudonym`](Self::pseudonym) is written.
+    pub fn check(
+        &self,
+        answered: &CheckAnswered,
+        national_number: &str,
+    ) -> Result<ChainHead, AuditError> {
+        let pseudonym = self.pseudonym(national_number);
+        self.append(&Event::Check(CheckRecord::new(answered, pseudonym)))
+    }
+
+    /// `check_refused` (beid-gateway).
+    pub fn check_refused(&self, refused: &CheckRefused) -> Result<ChainHead, AuditError> {
+        self.append(&Event::CheckRefused(refused.clone()))
+    }
+
+    /// `outcome` (beid-gateway).
+    pub fn outcome(&self, outcome: &OutcomeRecord) -> Result<ChainHead, AuditError> {
+        self.append(&Event::Outcome(outcome.clone()))
     }
 
     /// hex HMAC-SHA256(secret, `national_number`), as `advice` records carry it.

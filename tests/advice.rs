@@ -6,8 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-#[path = "common/upstream.rs"]
-mod upstream;
+use common::upstream;
 
 use std::path::Path;
 use std::process::Command;

@@ -5,11 +5,9 @@
 // Test code: a broken expectation must stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/agent.rs"]
-mod agent;
 mod common;
-#[path = "common/upstream.rs"]
-mod upstream;
+use common::agent;
+use common::upstream;
 
 use std::time::Instant;
 

@@ -6,8 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-#[path = "common/simulated.rs"]
-mod simulated;
+use common::simulated;
 
 use std::path::Path;
 use std::process::Command;

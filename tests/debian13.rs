@@ -16,15 +16,11 @@
 // Test code: a broken expectation must stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/agent.rs"]
-mod agent;
 mod common;
-#[path = "common/nspawn.rs"]
-mod nspawn;
-#[path = "common/package.rs"]
-mod package;
-#[path = "common/upstream.rs"]
-mod upstream;
+use common::agent;
+use common::nspawn;
+use common::package;
+use common::upstream;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -668,4 +664,25 @@ async fn the_package_on_a_booted_debian_13_serves_upgrades_and_keeps_its_audit_t
         drop(system);
     }
     eprintln!("the whole story: {:.1?}", story.elapsed());
+}
+
+#[test]
+fn the_mirror_is_read_from_either_apt_sources_format() {
+    let deb822 =
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n\
+                  Components: main\n\nTypes: deb\nURIs: http://mirror.example/debian-security\n\
+                  Suites: bookworm-security\n";
+    assert_eq!(
+        nspawn::debian_mirror_in(deb822).as_deref(),
+        Some("http://mirror.example/debian")
+    );
+    let one_line = "# comment\ndeb [arch=amd64] http://mirror.example/debian/ bookworm main\n";
+    assert_eq!(
+        nspawn::debian_mirror_in(one_line).as_deref(),
+        Some("http://mirror.example/debian")
+    );
+    assert_eq!(
+        nspawn::debian_mirror_in("deb https://apt.example/cloud-sdk cloud-sdk main\n"),
+        None
+    );
 }

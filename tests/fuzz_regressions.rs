@@ -6,16 +6,8 @@
 // Test code: a broken expectation must stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "properties/apdu.rs"]
-mod apdu;
-#[path = "properties/api.rs"]
-mod api;
-#[path = "properties/config.rs"]
-mod config;
-#[path = "properties/dump.rs"]
-mod dump;
-#[path = "properties/tlv.rs"]
-mod tlv;
+mod properties;
+use properties::{apdu, api, config, dump, tlv};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

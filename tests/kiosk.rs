@@ -11,8 +11,8 @@
 // Test code: a broken expectation must stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/browser.rs"]
-mod browser;
+mod common;
+use common::browser;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

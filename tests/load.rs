@@ -5,8 +5,8 @@
 // Test code: a broken expectation must stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/load.rs"]
-mod load;
+mod common;
+use common::load;
 
 use std::time::Duration;
 

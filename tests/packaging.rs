@@ -10,12 +10,10 @@
 // Test code: a broken expectation must stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/browser.rs"]
-mod browser;
-#[path = "common/package.rs"]
-mod package;
-#[path = "common/simulated.rs"]
-mod simulated;
+mod common;
+use common::browser;
+use common::package;
+use common::simulated;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

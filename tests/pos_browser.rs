@@ -20,8 +20,8 @@
 // Test code: a broken expectation must stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/browser.rs"]
-mod browser;
+mod common;
+use common::browser;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -7,8 +7,8 @@
 // Test code: a broken expectation must stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/simulated.rs"]
-mod simulated;
+mod common;
+use common::simulated;
 
 use simulated::SimulatedServe;
 

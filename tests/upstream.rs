@@ -6,8 +6,8 @@
 // clippy.toml allows these inside `#[test]` functions only; the helpers here are test code too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/upstream.rs"]
-mod upstream;
+mod common;
+use common::upstream;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::Pcscd;
-use crate::upstream::Pki;
+use super::upstream::Pki;
+use super::Pcscd;
 
 /// A token as `openssl rand -hex 32` makes them (the agent refuses weak ones).
 pub const TOKEN: &str = "5c1e9a0f7b3d2e8c4a6f1b9d0e7c3a5f8b2d4e6a1c9f0b7e3d5a2c8f6e4b1d09";
@@ -49,13 +49,13 @@ impl ServedAgent {
         extra: &str,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let roots = crate::common::fixtures().join("test-pki");
+        let roots = super::fixtures().join("test-pki");
         let more_roots: String = more_roots
             .iter()
             .map(|name| format!(", \"{}\"", roots.join(name).display()))
             .collect();
-        crate::common::write_secret(&dir.path().join("token"), TOKEN);
-        let port = crate::common::free_port();
+        super::write_secret(&dir.path().join("token"), TOKEN);
+        let port = super::free_port();
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,

@@ -5,9 +5,18 @@
 //! vpcd port pair, so tests run side by side (and next to a system pcscd). Everything a
 //! test starts is stopped when its handle drops, panics included.
 
+// Each test binary uses a part of the shared support; the rest is dead code there.
 #![allow(dead_code)]
 // Test support: a failed set-up step must stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod agent;
+pub mod browser;
+pub mod load;
+pub mod nspawn;
+pub mod package;
+pub mod simulated;
+pub mod upstream;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::package::{require, run, run_ok};
+use super::package::{require, run, run_ok};
 
 /// How long any one command inside the container may take.
 const COMMAND_LIMIT: Duration = Duration::from_secs(120);
@@ -119,7 +119,7 @@ fn host_debian_mirror() -> String {
 }
 
 /// The first Debian archive URI of an apt sources text.
-fn debian_mirror_in(text: &str) -> Option<String> {
+pub fn debian_mirror_in(text: &str) -> Option<String> {
     let is_archive = |uri: &str| uri.trim_end_matches('/').ends_with("/debian");
     // One-line format: `deb [options] URI suite components`.
     for line in text.lines() {
@@ -418,30 +418,4 @@ fn child_running(parent: u32, command: &str) -> Option<u32> {
             let ppid = stat[close + 1..].split_whitespace().nth(1);
             &stat[open + 1..close] == command && ppid == Some(&parent.to_string())
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::debian_mirror_in;
-
-    #[test]
-    fn the_mirror_is_read_from_either_apt_sources_format() {
-        let deb822 =
-            "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n\
-                      Components: main\n\nTypes: deb\nURIs: http://mirror.example/debian-security\n\
-                      Suites: bookworm-security\n";
-        assert_eq!(
-            debian_mirror_in(deb822).as_deref(),
-            Some("http://mirror.example/debian")
-        );
-        let one_line = "# comment\ndeb [arch=amd64] http://mirror.example/debian/ bookworm main\n";
-        assert_eq!(
-            debian_mirror_in(one_line).as_deref(),
-            Some("http://mirror.example/debian")
-        );
-        assert_eq!(
-            debian_mirror_in("deb https://apt.example/cloud-sdk cloud-sdk main\n"),
-            None
-        );
-    }
 }

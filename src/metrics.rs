@@ -31,6 +31,22 @@ pub struct Metrics {
     /// Outcomes sent to the rule service: delivered, not supported, failed.
     outcome_deliveries: [AtomicU64; 3],
     audit_write_failures: AtomicU64,
+    /// The local API under pressure: connections, failed authentications, event streams.
+    api: ApiPressure,
+}
+
+/// Counters of the API's own defences (src/api/server.rs, backoff.rs, events.rs).
+#[derive(Default)]
+struct ApiPressure {
+    connections_open: AtomicU64,
+    /// Evicted to make room: never authenticated, idle.
+    connections_evicted: [AtomicU64; 2],
+    connections_refused: AtomicU64,
+    /// Failed authentications answered 401, answered 429.
+    auth_failures: [AtomicU64; 2],
+    event_streams_open: AtomicU64,
+    /// Event streams refused: the client's cap, the agent's cap.
+    event_streams_refused: [AtomicU64; 2],
 }
 
 impl Metrics {
@@ -106,6 +122,43 @@ impl Metrics {
         if let Ok(mut requests) = self.requests.lock() {
             *requests.entry((route.to_owned(), status)).or_default() += 1;
         }
+    }
+
+    /// A connection was accepted into the API's budget; `evicted`: it took the place of an
+    /// idle connection that had never authenticated (`Some(false)`) or had (`Some(true)`).
+    pub fn api_connection_opened(&self, evicted: Option<bool>) {
+        self.api.connections_open.fetch_add(1, Ordering::Relaxed);
+        if let Some(authenticated) = evicted {
+            self.api.connections_evicted[usize::from(authenticated)]
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn api_connection_closed(&self) {
+        self.api.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A connection refused: every connection in the budget was busy.
+    pub fn api_connection_refused(&self) {
+        self.api.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A failed authentication, answered 401 or (`throttled`) 429.
+    pub fn api_auth_failed(&self, throttled: bool) {
+        self.api.auth_failures[usize::from(throttled)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn api_event_stream_opened(&self) {
+        self.api.event_streams_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn api_event_stream_closed(&self) {
+        self.api.event_streams_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// An event stream refused: the client's cap (`in_all` false) or the agent's.
+    pub fn api_event_stream_refused(&self, in_all: bool) {
+        self.api.event_streams_refused[usize::from(in_all)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -200,7 +253,44 @@ impl Metrics {
                 );
             }
         }
+        self.api.render(&mut out);
         out
+    }
+}
+
+impl ApiPressure {
+    fn render(&self, out: &mut String) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP beid_api_connections Open connections to the local API.\n# TYPE beid_api_connections gauge\nbeid_api_connections {}", get(&self.connections_open));
+        let _ = writeln!(out, "# HELP beid_api_connections_evicted_total Idle API connections closed to make room for a new one, by whether they had authenticated.\n# TYPE beid_api_connections_evicted_total counter");
+        for (label, counter) in ["unauthenticated", "idle"]
+            .iter()
+            .zip(&self.connections_evicted)
+        {
+            let _ = writeln!(
+                out,
+                "beid_api_connections_evicted_total{{reason=\"{label}\"}} {}",
+                get(counter)
+            );
+        }
+        let _ = writeln!(out, "# HELP beid_api_connections_refused_total API connections refused because every connection had a request in flight.\n# TYPE beid_api_connections_refused_total counter\nbeid_api_connections_refused_total {}", get(&self.connections_refused));
+        let _ = writeln!(out, "# HELP beid_api_auth_failures_total Failed API authentications (missing or wrong token, unknown ticket), by the status answered.\n# TYPE beid_api_auth_failures_total counter");
+        for (status, counter) in ["401", "429"].iter().zip(&self.auth_failures) {
+            let _ = writeln!(
+                out,
+                "beid_api_auth_failures_total{{status=\"{status}\"}} {}",
+                get(counter)
+            );
+        }
+        let _ = writeln!(out, "# HELP beid_api_event_streams Open event streams.\n# TYPE beid_api_event_streams gauge\nbeid_api_event_streams {}", get(&self.event_streams_open));
+        let _ = writeln!(out, "# HELP beid_api_event_streams_refused_total Event streams refused, by the cap that was reached.\n# TYPE beid_api_event_streams_refused_total counter");
+        for (cap, counter) in ["client", "agent"].iter().zip(&self.event_streams_refused) {
+            let _ = writeln!(
+                out,
+                "beid_api_event_streams_refused_total{{cap=\"{cap}\"}} {}",
+                get(counter)
+            );
+        }
     }
 }
 
@@ -234,5 +324,29 @@ mod tests {
         assert!(text.contains("beid_advice_latency_seconds_bucket{le=\"5\"} 2"));
         assert!(text.contains("beid_advice_latency_seconds_count 2"));
         assert!(text.contains("beid_api_requests_total{route=\"/v1/status\",status=\"200\"} 1"));
+    }
+
+    #[test]
+    fn renders_the_apis_defences() {
+        let metrics = Metrics::default();
+        metrics.api_connection_opened(None);
+        metrics.api_connection_opened(Some(false));
+        metrics.api_connection_closed();
+        metrics.api_connection_refused();
+        metrics.api_auth_failed(true);
+        metrics.api_event_stream_opened();
+        metrics.api_event_stream_refused(false);
+        let text = metrics.render();
+        for line in [
+            "beid_api_connections 1",
+            "beid_api_connections_evicted_total{reason=\"unauthenticated\"} 1",
+            "beid_api_connections_evicted_total{reason=\"idle\"} 0",
+            "beid_api_connections_refused_total 1",
+            "beid_api_auth_failures_total{status=\"429\"} 1",
+            "beid_api_event_streams 1",
+            "beid_api_event_streams_refused_total{cap=\"client\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
     }
 }

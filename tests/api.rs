@@ -18,6 +18,7 @@ const POS: &str = "pos-token-0123456789-0123456789-0123456789";
 const KIOSK: &str = "kiosk-token-0123456789-0123456789-012345";
 const FULL: &str = "full-token-0123456789-0123456789-0123456789";
 const IDENTITY_ONLY: &str = "identity-token-0123456789-0123456789-0123";
+const PROMETHEUS: &str = "prometheus-token-0123456789-0123456789-01";
 const POS_ORIGIN: &str = "https://pos.uitpas.example";
 
 struct Agent {
@@ -57,6 +58,7 @@ async fn start() -> Agent {
             vec![Scope::Identity],
             vec![],
         ),
+        Client::new("prometheus", PROMETHEUS, vec![Scope::Metrics], vec![]),
     ]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -426,16 +428,10 @@ async fn events_come_in_order_through_a_single_use_ticket() {
 }
 
 #[tokio::test]
-async fn health_metrics_and_openapi_need_only_the_host() {
+async fn health_and_openapi_need_only_the_host() {
     let agent = start().await;
     let health = agent.anonymous("/healthz").await;
     assert_eq!(health.status(), 200);
-    let _ = agent.get("/v1/status", "wrong-token").send().await.unwrap();
-    let metrics = agent.anonymous("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("beid_api_requests_total{route=\"/v1/status\",status=\"401\"} 1"),
-        "{metrics}"
-    );
     let openapi: Value = agent
         .anonymous("/v1/openapi.json")
         .await
@@ -444,6 +440,41 @@ async fn health_metrics_and_openapi_need_only_the_host() {
         .unwrap();
     assert_eq!(openapi["openapi"], "3.1.0");
     assert!(openapi["paths"]["/v1/sessions/{session}/advice"]["post"].is_object());
+}
+
+/// Issue 12, finding 9: the decision counters show each citizen's outcome as it happens, so
+/// `/metrics` is for a client with the `metrics` scope (Prometheus' bearer token) only.
+#[tokio::test]
+async fn metrics_need_a_token_with_the_metrics_scope() {
+    let agent = start().await;
+    let _ = agent.get("/v1/status", "wrong-token").send().await.unwrap();
+    let anonymous = agent.anonymous("/metrics").await;
+    assert_eq!(anonymous.status(), 401);
+    let body: Value = anonymous.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized");
+    for token in [FULL, POS, KIOSK] {
+        let other = agent.get("/metrics", token).send().await.unwrap();
+        assert_eq!(other.status(), 403);
+        let body: Value = other.json().await.unwrap();
+        assert_eq!(body["error"], "scope_missing");
+    }
+    let scraped = agent.get("/metrics", PROMETHEUS).send().await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    let metrics = scraped.text().await.unwrap();
+    assert!(
+        metrics.contains("beid_api_requests_total{route=\"/v1/status\",status=\"401\"} 1"),
+        "{metrics}"
+    );
+    // The metrics client sees nothing else.
+    assert_eq!(
+        agent
+            .get("/v1/status", PROMETHEUS)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
 }
 
 /// The agent's own OpenAPI document, and a check of an answer against the schema it gives
@@ -629,7 +660,14 @@ async fn the_clerks_outcome_is_checked_recorded_announced_and_documented() {
     let announced = &events.iter().find(|(n, _)| n == "outcome").unwrap().1;
     assert_eq!(announced["session"], session.as_str());
     assert_eq!(announced["decision"], "granted");
-    let metrics = agent.anonymous("/metrics").await.text().await.unwrap();
+    let metrics = agent
+        .get("/metrics", PROMETHEUS)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains(
             "beid_outcomes_total{use_case=\"uitpas-kansentarief\",advice=\"not_eligible\",decision=\"granted\",reason=\"recently_moved\"} 1"

@@ -17,6 +17,42 @@ use super::Pcscd;
 /// A token as `openssl rand -hex 32` makes them (the agent refuses weak ones).
 pub const TOKEN: &str = "5c1e9a0f7b3d2e8c4a6f1b9d0e7c3a5f8b2d4e6a1c9f0b7e3d5a2c8f6e4b1d09";
 
+/// How to start the agent: another binary (the same command of an older build, for a
+/// comparison), a limit on open files (systemd's default soft limit is 1024).
+#[derive(Debug, Default, Clone)]
+pub struct Launch {
+    pub binary: Option<std::path::PathBuf>,
+    pub open_files: Option<u64>,
+}
+
+impl Launch {
+    fn command(&self, pcscd: &Pcscd) -> std::process::Command {
+        let configured = pcscd.agent();
+        let binary = self
+            .binary
+            .clone()
+            .unwrap_or_else(|| configured.get_program().into());
+        let mut command = match self.open_files {
+            Some(limit) => {
+                let mut limited = std::process::Command::new("prlimit");
+                limited
+                    .arg(format!("--nofile={limit}:{limit}"))
+                    .arg("--")
+                    .arg(binary);
+                limited
+            }
+            None => std::process::Command::new(binary),
+        };
+        for (key, value) in configured.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        command
+    }
+}
+
 /// A running `serve`; killed when dropped.
 pub struct ServedAgent {
     child: Child,
@@ -48,6 +84,25 @@ impl ServedAgent {
         more_roots: &[&str],
         extra: &str,
     ) -> Self {
+        Self::start_launched(
+            pcscd,
+            upstream_url,
+            pki,
+            more_roots,
+            extra,
+            &Launch::default(),
+        )
+    }
+
+    /// As [`ServedAgent::start_trusting`], started as `launch` says.
+    pub fn start_launched(
+        pcscd: &Pcscd,
+        upstream_url: &str,
+        pki: &Pki,
+        more_roots: &[&str],
+        extra: &str,
+        launch: &Launch,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let roots = super::fixtures().join("test-pki");
         let more_roots: String = more_roots
@@ -75,8 +130,8 @@ impl ServedAgent {
         .unwrap();
         // Trace level, JSON: what the agent logs is checked for personal data.
         let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-        let mut child = pcscd
-            .agent()
+        let mut child = launch
+            .command(pcscd)
             .args(["-vv", "--log-format", "json", "serve", "--config"])
             .arg(&config)
             .arg("--state-dir")
@@ -100,6 +155,11 @@ impl ServedAgent {
             "serve did not start: {banner:?}"
         );
         agent
+    }
+
+    /// The agent's process id (prlimit execs it, so the child is the agent).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops the agent and returns its whole log.

@@ -1,0 +1,249 @@
+//! Issue 12, finding 1: another local process holding connections to the API. The agent as
+//! deployed (`serve --config` through pcscd and the mTLS upstream, under systemd's default
+//! limit of 1024 open files) keeps answering the POS, reading cards and writing its audit
+//! log while 1100 silent connections are held; silent, slow-header and idle connections are
+//! closed by the agent itself. The budget's eviction order is checked in-process.
+
+// Test code: a broken expectation must stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::agent::{Launch, ServedAgent, TOKEN};
+use common::simulated::SimulatedServe;
+use common::upstream::{self, Pki, Reply, Upstream};
+use common::Pcscd;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use beid_agent::api::{self, AppState, Client, Clients, Scope, ServeLimits};
+use beid_agent::metrics::Metrics;
+use beid_agent::session::{Engine, EngineSettings};
+use beid_agent::sim::SimulatedReaders;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long the agent may take to close a connection it should close (its header-read
+/// timeout is 5 s); the agent before issue 12 kept them for minutes.
+const CLOSE_WITHIN: Duration = Duration::from_secs(30);
+
+/// Reads until the peer closes (EOF or reset) and returns what came; fails after
+/// [`CLOSE_WITHIN`].
+async fn closed_by_agent(stream: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let wait = async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(CLOSE_WITHIN, wait)
+        .await
+        .unwrap_or_else(|_| panic!("the agent kept the connection open for {CLOSE_WITHIN:?}"));
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_held_by_another_process_starve_neither_the_pos_nor_the_cards() {
+    upstream::install_crypto();
+    let pki = Pki::new();
+    let server = Upstream::start(&pki, Reply::Decide("eligible")).await;
+    let pcscd = Pcscd::start();
+    // What systemd gives a unit without LimitNOFILE=.
+    let launch = Launch {
+        open_files: Some(1024),
+        ..Launch::default()
+    };
+    let agent = ServedAgent::start_launched(&pcscd, &server.url, &pki, &[], "", &launch);
+    let mut events = agent.events().await;
+    let address = agent.base.trim_start_matches("http://").to_owned();
+
+    // The attack: more silent connections than the agent has descriptors.
+    let mut held = Vec::new();
+    for _ in 0..1100 {
+        held.push(TcpStream::connect(&address).await.unwrap());
+    }
+
+    // The POS, on fresh connections: every request answered.
+    let pos = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for _ in 0..20 {
+        let response = pos
+            .get(format!("{}/v1/readers", agent.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("the POS is answered during the attack");
+        assert_eq!(response.status(), 200);
+    }
+
+    // A card is read through pcscd, advised, and audited.
+    let card = pcscd.insert("gen-1.8-ec");
+    let inserted = events.until("card-inserted").await;
+    let session = inserted["session"].as_str().unwrap().to_owned();
+    let read = events.until("card-read").await;
+    assert_eq!(read["authentic"], true, "{read}");
+    let advice = events.until("advice").await;
+    assert_eq!(advice["session"], session.as_str());
+    assert_eq!(advice["decision"], "eligible");
+    tokio::task::spawn_blocking(move || card.remove())
+        .await
+        .unwrap();
+    let audit = std::fs::read_to_string(agent.dir.path().join("state/audit.jsonl")).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"type\":\"advice\"") && l.contains(&session)),
+        "the advice is in the audit log"
+    );
+
+    // The silent connections do not stay.
+    closed_by_agent(held.last_mut().unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_slow_and_idle_connections_are_closed_by_the_agent() {
+    let agent = SimulatedServe::start();
+    let address = agent.base.trim_start_matches("http://").to_owned();
+
+    let mut silent = TcpStream::connect(&address).await.unwrap();
+
+    // A head that never ends: one header byte every half second.
+    let mut slow = TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /v1/readers HTTP/1.1\r\nHost: ")
+        .await
+        .unwrap();
+    let trickle = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        for _ in 0..120 {
+            tick.tick().await;
+            if slow.write_all(b"x").await.is_err() {
+                return true;
+            }
+        }
+        false
+    });
+
+    // A kept-alive connection after one answered request.
+    let mut idle = TcpStream::connect(&address).await.unwrap();
+    let request = format!(
+        "GET /v1/readers HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\r\n",
+        agent.token
+    );
+    idle.write_all(request.as_bytes()).await.unwrap();
+
+    closed_by_agent(&mut silent).await;
+    let answered = String::from_utf8_lossy(&closed_by_agent(&mut idle).await).into_owned();
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    assert!(
+        tokio::time::timeout(CLOSE_WITHIN, trickle)
+            .await
+            .expect("the slow head was cut off")
+            .unwrap(),
+        "the agent read a head byte by byte for a minute"
+    );
+}
+
+/// The agent in-process with a budget of `budget` connections and a header-read timeout
+/// long enough never to interfere.
+async fn in_process(budget: usize) -> (String, Arc<Metrics>) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let source = Arc::new(SimulatedReaders::new(&["Simulated reader 1"], false));
+    let metrics = Arc::new(Metrics::default());
+    let engine = Engine::start(
+        source,
+        EngineSettings::simulated(None).unwrap(),
+        metrics.clone(),
+    )
+    .unwrap();
+    let clients = Clients::new(vec![Client::new(
+        "pos",
+        TOKEN,
+        vec![Scope::Advice, Scope::Metrics],
+        vec![],
+    )]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = AppState::new(engine, clients, metrics.clone(), port);
+    let limits = ServeLimits {
+        connections: budget,
+        header_read_timeout: Duration::from_secs(600),
+    };
+    tokio::spawn(api::serve_with(
+        listener,
+        state,
+        std::future::pending(),
+        limits,
+    ));
+    (format!("127.0.0.1:{port}"), metrics)
+}
+
+/// One request on a kept-alive raw connection; the status line's code.
+async fn ask(stream: &mut TcpStream, address: &str, token: &str) -> Option<u16> {
+    let request = format!(
+        "GET /v1/readers HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    // The answer is small and whole once its body (after the blank line) has its length.
+    loop {
+        let n = tokio::time::timeout(CLOSE_WITHIN, stream.read(&mut buffer))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        received.extend_from_slice(&buffer[..n]);
+        let text = String::from_utf8_lossy(&received);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return head.split(' ').nth(1).and_then(|code| code.parse().ok());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_full_budget_evicts_connections_that_never_authenticated_first() {
+    let (address, metrics) = in_process(8).await;
+    let mut pos = TcpStream::connect(&address).await.unwrap();
+    assert_eq!(ask(&mut pos, &address, TOKEN).await, Some(200));
+
+    // Forty silent connections for eight places: the oldest silent ones give way.
+    let mut silent = Vec::new();
+    for _ in 0..40 {
+        silent.push(TcpStream::connect(&address).await.unwrap());
+    }
+    let mut fresh = TcpStream::connect(&address).await.unwrap();
+    assert_eq!(ask(&mut fresh, &address, TOKEN).await, Some(200));
+    // The POS's kept-alive connection, authenticated, was never the one to go.
+    assert_eq!(ask(&mut pos, &address, TOKEN).await, Some(200));
+    closed_by_agent(&mut silent[0]).await;
+    let text = metrics.render();
+    assert!(
+        text.lines().any(|l| {
+            l.strip_prefix("beid_api_connections_evicted_total{reason=\"unauthenticated\"} ")
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n >= 30)
+        }),
+        "{text}"
+    );
+    assert!(text.contains("beid_api_connections_evicted_total{reason=\"idle\"} 0"));
+}

@@ -9,6 +9,7 @@
 
 mod common;
 use common::agent::{Launch, ServedAgent, TOKEN};
+use common::raw::{self, closed_by_agent};
 use common::simulated::SimulatedServe;
 use common::upstream::{self, Pki, Reply, Upstream};
 use common::Pcscd;
@@ -20,31 +21,8 @@ use beid_agent::api::{self, AppState, Client, Clients, Scope, ServeLimits};
 use beid_agent::metrics::Metrics;
 use beid_agent::session::{Engine, EngineSettings};
 use beid_agent::sim::SimulatedReaders;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-/// How long the agent may take to close a connection it should close (its header-read
-/// timeout is 5 s); the agent before issue 12 kept them for minutes.
-const CLOSE_WITHIN: Duration = Duration::from_secs(30);
-
-/// Reads until the peer closes (EOF or reset) and returns what came; fails after
-/// [`CLOSE_WITHIN`].
-async fn closed_by_agent(stream: &mut TcpStream) -> Vec<u8> {
-    let mut received = Vec::new();
-    let wait = async {
-        let mut buffer = [0u8; 4096];
-        loop {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => received.extend_from_slice(&buffer[..n]),
-            }
-        }
-    };
-    tokio::time::timeout(CLOSE_WITHIN, wait)
-        .await
-        .unwrap_or_else(|_| panic!("the agent kept the connection open for {CLOSE_WITHIN:?}"));
-    received
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_held_by_another_process_starve_neither_the_pos_nor_the_cards() {
@@ -142,7 +120,7 @@ async fn silent_slow_and_idle_connections_are_closed_by_the_agent() {
     let answered = String::from_utf8_lossy(&closed_by_agent(&mut idle).await).into_owned();
     assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
     assert!(
-        tokio::time::timeout(CLOSE_WITHIN, trickle)
+        tokio::time::timeout(raw::WAIT, trickle)
             .await
             .expect("the slow head was cut off")
             .unwrap(),
@@ -184,40 +162,14 @@ async fn in_process(budget: usize) -> (String, Arc<Metrics>) {
     (format!("127.0.0.1:{port}"), metrics)
 }
 
-/// One request on a kept-alive raw connection; the status line's code.
+/// One request on a kept-alive raw connection: the answer's status.
 async fn ask(stream: &mut TcpStream, address: &str, token: &str) -> Option<u16> {
     let request = format!(
         "GET /v1/readers HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\r\n"
     );
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 4096];
-    // The answer is small and whole once its body (after the blank line) has its length.
-    loop {
-        let n = tokio::time::timeout(CLOSE_WITHIN, stream.read(&mut buffer))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        received.extend_from_slice(&buffer[..n]);
-        let text = String::from_utf8_lossy(&received);
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length: ")
-                        .map(str::to_owned)
-                })
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if body.len() >= length {
-                return head.split(' ').nth(1).and_then(|code| code.parse().ok());
-            }
-        }
-    }
+    raw::exchange(stream, &request)
+        .await
+        .map(|answer| answer.status)
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ pub mod browser;
 pub mod load;
 pub mod nspawn;
 pub mod package;
+pub mod raw;
 pub mod simulated;
 pub mod upstream;
 

@@ -35,12 +35,23 @@ pub struct Metrics {
     api: ApiPressure,
 }
 
+/// Why the agent closed an API connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionClosed {
+    /// Evicted for a newcomer: idle and never authenticated.
+    EvictedUnauthenticated = 0,
+    /// Evicted for a newcomer: idle between requests of an authenticated client.
+    EvictedIdle = 1,
+    /// A deadline passed.
+    TimedOut = 2,
+}
+
 /// Counters of the API's own defences (src/api/server.rs, backoff.rs, events.rs).
 #[derive(Default)]
 struct ApiPressure {
     connections_open: AtomicU64,
-    /// Evicted to make room: never authenticated, idle.
-    connections_evicted: [AtomicU64; 2],
+    /// Closed by the agent: evicted (never authenticated, idle), timed out.
+    connections_closed: [AtomicU64; 3],
     connections_refused: AtomicU64,
     /// Failed authentications answered 401, answered 429.
     auth_failures: [AtomicU64; 2],
@@ -124,14 +135,14 @@ impl Metrics {
         }
     }
 
-    /// A connection was accepted into the API's budget; `evicted`: it took the place of an
-    /// idle connection that had never authenticated (`Some(false)`) or had (`Some(true)`).
-    pub fn api_connection_opened(&self, evicted: Option<bool>) {
+    /// A connection was accepted into the API's budget.
+    pub fn api_connection_opened(&self) {
         self.api.connections_open.fetch_add(1, Ordering::Relaxed);
-        if let Some(authenticated) = evicted {
-            self.api.connections_evicted[usize::from(authenticated)]
-                .fetch_add(1, Ordering::Relaxed);
-        }
+    }
+
+    /// The agent closed a connection of the API.
+    pub fn api_connection_closed_by_agent(&self, why: ConnectionClosed) {
+        self.api.connections_closed[why as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn api_connection_closed(&self) {
@@ -262,14 +273,14 @@ impl ApiPressure {
     fn render(&self, out: &mut String) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let _ = writeln!(out, "# HELP beid_api_connections Open connections to the local API.\n# TYPE beid_api_connections gauge\nbeid_api_connections {}", get(&self.connections_open));
-        let _ = writeln!(out, "# HELP beid_api_connections_evicted_total Idle API connections closed to make room for a new one, by whether they had authenticated.\n# TYPE beid_api_connections_evicted_total counter");
-        for (label, counter) in ["unauthenticated", "idle"]
+        let _ = writeln!(out, "# HELP beid_api_connections_closed_total API connections the agent closed: evicted for a new one (never authenticated, or idle between requests), or past a deadline.\n# TYPE beid_api_connections_closed_total counter");
+        for (label, counter) in ["evicted_unauthenticated", "evicted_idle", "timed_out"]
             .iter()
-            .zip(&self.connections_evicted)
+            .zip(&self.connections_closed)
         {
             let _ = writeln!(
                 out,
-                "beid_api_connections_evicted_total{{reason=\"{label}\"}} {}",
+                "beid_api_connections_closed_total{{reason=\"{label}\"}} {}",
                 get(counter)
             );
         }
@@ -329,8 +340,9 @@ mod tests {
     #[test]
     fn renders_the_apis_defences() {
         let metrics = Metrics::default();
-        metrics.api_connection_opened(None);
-        metrics.api_connection_opened(Some(false));
+        metrics.api_connection_opened();
+        metrics.api_connection_opened();
+        metrics.api_connection_closed_by_agent(ConnectionClosed::EvictedUnauthenticated);
         metrics.api_connection_closed();
         metrics.api_connection_refused();
         metrics.api_auth_failed(true);
@@ -339,8 +351,8 @@ mod tests {
         let text = metrics.render();
         for line in [
             "beid_api_connections 1",
-            "beid_api_connections_evicted_total{reason=\"unauthenticated\"} 1",
-            "beid_api_connections_evicted_total{reason=\"idle\"} 0",
+            "beid_api_connections_closed_total{reason=\"evicted_unauthenticated\"} 1",
+            "beid_api_connections_closed_total{reason=\"timed_out\"} 0",
             "beid_api_connections_refused_total 1",
             "beid_api_auth_failures_total{status=\"429\"} 1",
             "beid_api_event_streams 1",

@@ -17,7 +17,7 @@ use common::Pcscd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use beid_agent::api::{self, AppState, Client, Clients, Scope, ServeLimits};
+use beid_agent::api::{self, AppState, Client, Clients, Deadlines, Scope, ServeLimits};
 use beid_agent::metrics::Metrics;
 use beid_agent::session::{Engine, EngineSettings};
 use beid_agent::sim::SimulatedReaders;
@@ -108,12 +108,9 @@ async fn silent_slow_and_idle_connections_are_closed_by_the_agent() {
         false
     });
 
-    // A kept-alive connection after one answered request.
+    // A kept-alive connection after one answered request that needs no token.
     let mut idle = TcpStream::connect(&address).await.unwrap();
-    let request = format!(
-        "GET /v1/readers HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\r\n",
-        agent.token
-    );
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\n\r\n");
     idle.write_all(request.as_bytes()).await.unwrap();
 
     closed_by_agent(&mut silent).await;
@@ -128,9 +125,22 @@ async fn silent_slow_and_idle_connections_are_closed_by_the_agent() {
     );
 }
 
-/// The agent in-process with a budget of `budget` connections and a header-read timeout
-/// long enough never to interfere.
+/// The agent in-process with a budget of `budget` connections and deadlines long enough
+/// never to interfere.
 async fn in_process(budget: usize) -> (String, Arc<Metrics>) {
+    let long = Duration::from_secs(600);
+    in_process_with(
+        budget,
+        Deadlines {
+            head: long,
+            unauthenticated_idle: long,
+            authenticated_idle: long,
+        },
+    )
+    .await
+}
+
+async fn in_process_with(budget: usize, deadlines: Deadlines) -> (String, Arc<Metrics>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let source = Arc::new(SimulatedReaders::new(&["Simulated reader 1"], false));
     let metrics = Arc::new(Metrics::default());
@@ -151,7 +161,7 @@ async fn in_process(budget: usize) -> (String, Arc<Metrics>) {
     let state = AppState::new(engine, clients, metrics.clone(), port);
     let limits = ServeLimits {
         connections: budget,
-        header_read_timeout: Duration::from_secs(600),
+        deadlines,
     };
     tokio::spawn(api::serve_with(
         listener,
@@ -191,11 +201,38 @@ async fn a_full_budget_evicts_connections_that_never_authenticated_first() {
     let text = metrics.render();
     assert!(
         text.lines().any(|l| {
-            l.strip_prefix("beid_api_connections_evicted_total{reason=\"unauthenticated\"} ")
+            l.strip_prefix("beid_api_connections_closed_total{reason=\"evicted_unauthenticated\"} ")
                 .and_then(|n| n.parse::<u64>().ok())
                 .is_some_and(|n| n >= 30)
         }),
         "{text}"
     );
-    assert!(text.contains("beid_api_connections_evicted_total{reason=\"idle\"} 0"));
+    assert!(text.contains("beid_api_connections_closed_total{reason=\"evicted_idle\"} 0"));
+}
+
+/// A POS between two citizens keeps its authenticated connection longer than a stranger
+/// keeps a silent one, and loses it too once idle long enough.
+#[tokio::test]
+async fn an_authenticated_connection_may_idle_longer_than_a_stranger() {
+    let (address, metrics) = in_process_with(
+        64,
+        Deadlines {
+            head: Duration::from_secs(1),
+            unauthenticated_idle: Duration::from_secs(1),
+            authenticated_idle: Duration::from_secs(3),
+        },
+    )
+    .await;
+    let mut pos = TcpStream::connect(&address).await.unwrap();
+    assert_eq!(ask(&mut pos, &address, TOKEN).await, Some(200));
+    let mut stranger = TcpStream::connect(&address).await.unwrap();
+    closed_by_agent(&mut stranger).await;
+    // The stranger is gone; the POS, idle as long, is still served on its connection.
+    assert_eq!(ask(&mut pos, &address, TOKEN).await, Some(200));
+    closed_by_agent(&mut pos).await;
+    let text = metrics.render();
+    assert!(
+        text.contains("beid_api_connections_closed_total{reason=\"timed_out\"} 2"),
+        "{text}"
+    );
 }

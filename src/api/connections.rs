@@ -1,22 +1,79 @@
-//! The API's connection budget: how many connections the agent holds at once, and which one
-//! gives way when the budget is full.
+//! The API's connections: how many the agent holds at once, how long each may stay without
+//! doing anything, and which one gives way when the budget is full.
 //!
 //! Every local process can connect to the loopback API, so a hostile one can try to hold
 //! connections until the agent has no file descriptor left for pcscd, the audit log or the
-//! POS. The budget is well below the process's descriptor limit (the rest is reserved for
-//! card I/O, the audit log and the upstream), and a full budget never turns a POS away while
-//! someone else merely holds a connection: the newcomer takes the place of an idle
-//! connection, those that never authenticated first (a silent or slow-header connection is
-//! one of them), oldest activity first. Connections with a request in flight (an event
-//! stream included) are never evicted; only when every connection is busy is a newcomer
-//! refused.
+//! POS. Three rules:
+//!
+//! - **Deadlines** ([`Deadlines`], enforced by [`Connections::reap`]): a request head must
+//!   be complete within 5 s of its first byte; a connection that never authenticated is
+//!   closed after 5 s without a request (silent or slow-header connections); an
+//!   authenticated one may stay idle between requests for a minute, so that a POS between
+//!   two citizens keeps its connection rather than queue for a new one behind an attacker's.
+//! - **A budget** well below the process's descriptor limit (the rest is reserved for card
+//!   I/O, the audit log and the upstream). Closing connections counted until their socket is
+//!   really closed, so the descriptors in use never exceed the budget by more than a few.
+//! - **Eviction**: a full budget never turns a POS away while someone else merely holds a
+//!   connection: the newcomer takes the place of an idle connection, those that never
+//!   authenticated first, least recently active first. Connections with a request in flight
+//!   (an event stream included) are never evicted; only when every connection is busy is a
+//!   newcomer refused.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+
+/// "No request head has started."
+const NO_HEAD: u64 = u64::MAX;
+
+/// Connections closing at once (their socket not yet released) before the accept loop waits
+/// for them: bounds the descriptors above the budget.
+const MAX_CLOSING: usize = 32;
+
+/// How long a connection may do nothing, by what it is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// From the first byte of a request head to its end.
+    pub head: Duration,
+    /// Without a request, for a connection that never authenticated.
+    pub unauthenticated_idle: Duration,
+    /// Between requests, for a connection that authenticated (keep-alive).
+    pub authenticated_idle: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            head: Duration::from_secs(5),
+            unauthenticated_idle: Duration::from_secs(5),
+            authenticated_idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why the agent closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// Evicted for a newcomer: idle, and no request on it ever authenticated.
+    EvictedUnauthenticated,
+    /// Evicted for a newcomer: idle between requests of a client that authenticated.
+    EvictedIdle,
+    /// A deadline passed (a head too slow, a connection idle too long).
+    TimedOut,
+}
+
+impl From<Closing> for crate::metrics::ConnectionClosed {
+    fn from(closing: Closing) -> Self {
+        match closing {
+            Closing::EvictedUnauthenticated => Self::EvictedUnauthenticated,
+            Closing::EvictedIdle => Self::EvictedIdle,
+            Closing::TimedOut => Self::TimedOut,
+        }
+    }
+}
 
 /// One accepted connection, as the budget and the request guard see it.
 #[derive(Debug)]
@@ -28,11 +85,13 @@ pub struct Connection {
     authenticated: AtomicBool,
     /// Milliseconds since the budget's epoch: when it opened or last finished a response.
     last_active_ms: AtomicU64,
+    /// When the first byte of the next request head came ([`NO_HEAD`]: none yet).
+    head_started_ms: AtomicU64,
     /// Failed authentications on this connection (per-connection back-off).
     failed_authentications: AtomicU32,
     epoch: Instant,
-    evicted: AtomicBool,
-    evict: Notify,
+    closing: AtomicBool,
+    close: Notify,
 }
 
 impl Connection {
@@ -42,17 +101,31 @@ impl Connection {
             in_flight: AtomicU32::new(0),
             authenticated: AtomicBool::new(false),
             last_active_ms: AtomicU64::new(millis_since(epoch)),
+            head_started_ms: AtomicU64::new(NO_HEAD),
             failed_authentications: AtomicU32::new(0),
             epoch,
-            evicted: AtomicBool::new(false),
-            evict: Notify::new(),
+            closing: AtomicBool::new(false),
+            close: Notify::new(),
         }
     }
 
-    /// A request arrived: the connection is busy until the guard (kept by the response
-    /// body) is dropped.
+    /// Bytes came from the client: between requests, they start a request head.
+    pub fn bytes_arrived(&self) {
+        if !self.is_busy() {
+            let _ = self.head_started_ms.compare_exchange(
+                NO_HEAD,
+                millis_since(self.epoch),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+    }
+
+    /// A request arrived (its head is complete): the connection is busy until the guard
+    /// (kept by the response body) is dropped.
     pub fn begin_request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.head_started_ms.store(NO_HEAD, Ordering::Release);
         InFlight(self.clone())
     }
 
@@ -78,19 +151,45 @@ impl Connection {
         self.failed_authentications.load(Ordering::Acquire)
     }
 
-    /// Resolves once the budget chose this connection to make room for another.
-    pub async fn evicted(&self) {
-        let notified = self.evict.notified();
-        if self.evicted.load(Ordering::Acquire) {
+    /// Resolves once the agent decided to close this connection (evicted or timed out).
+    pub async fn closing(&self) {
+        let notified = self.close.notified();
+        if self.closing.load(Ordering::Acquire) {
             return;
         }
         notified.await;
     }
 
-    fn evict(&self) {
-        self.evicted.store(true, Ordering::Release);
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Marks it for closing; `false` if it already was.
+    fn close(&self) -> bool {
+        if self.closing.swap(true, Ordering::AcqRel) {
+            return false;
+        }
         // A stored permit: the connection's task may not be waiting yet.
-        self.evict.notify_one();
+        self.close.notify_one();
+        true
+    }
+
+    /// Whether a deadline has passed at `now_ms`.
+    fn overdue(&self, now_ms: u64, deadlines: &Deadlines) -> bool {
+        if self.is_busy() {
+            return false;
+        }
+        let since = |at: u64| Duration::from_millis(now_ms.saturating_sub(at));
+        let head = self.head_started_ms.load(Ordering::Acquire);
+        if head != NO_HEAD && since(head) >= deadlines.head {
+            return true;
+        }
+        let idle = since(self.last_active_ms.load(Ordering::Acquire));
+        if self.is_authenticated() {
+            idle >= deadlines.authenticated_idle
+        } else {
+            idle >= deadlines.unauthenticated_idle
+        }
     }
 
     /// Eviction order: never-authenticated before authenticated, then least recently active.
@@ -127,22 +226,13 @@ fn millis_since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Why a connection was closed to make room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Eviction {
-    /// Idle, and no request on it ever authenticated (silent, slow headers, failed tokens).
-    Unauthenticated,
-    /// Idle between requests of a client that authenticated.
-    Idle,
-}
-
 /// What the budget decided for a newly accepted connection.
 #[derive(Debug)]
 pub enum Admission {
     /// Served; `evicted` says whose place it took, if any.
     Admitted {
         slot: Slot,
-        evicted: Option<Eviction>,
+        evicted: Option<Closing>,
     },
     /// Every connection in the budget has a request in flight.
     Refused,
@@ -152,26 +242,33 @@ pub enum Admission {
 #[derive(Debug)]
 pub struct Connections {
     budget: usize,
+    deadlines: Deadlines,
     epoch: Instant,
     next_id: AtomicU64,
     open: Mutex<HashMap<u64, Arc<Connection>>>,
-    /// Woken whenever a connection closes (shutdown waits for the last one).
-    closed: Notify,
+    /// Woken whenever a connection's socket is released.
+    released: Notify,
 }
 
 impl Connections {
-    pub fn new(budget: usize) -> Arc<Self> {
+    pub fn new(budget: usize, deadlines: Deadlines) -> Arc<Self> {
         Arc::new(Self {
             budget: budget.max(1),
+            deadlines,
             epoch: Instant::now(),
             next_id: AtomicU64::new(0),
             open: Mutex::new(HashMap::new()),
-            closed: Notify::new(),
+            released: Notify::new(),
         })
     }
 
+    /// Connections whose socket is open, closing ones included.
     pub fn open(&self) -> usize {
         self.table().len()
+    }
+
+    fn closing(&self) -> usize {
+        self.table().values().filter(|c| c.is_closing()).count()
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Connection>>> {
@@ -185,22 +282,21 @@ impl Connections {
         let connection = Arc::new(Connection::new(id, self.epoch));
         let mut open = self.table();
         let mut evicted = None;
-        if open.len() >= self.budget {
+        let live = open.values().filter(|c| !c.is_closing()).count();
+        if live >= self.budget {
             let victim = open
                 .values()
-                .filter(|c| !c.is_busy())
-                .min_by_key(|c| c.eviction_rank())
-                .cloned();
+                .filter(|c| !c.is_busy() && !c.is_closing())
+                .min_by_key(|c| c.eviction_rank());
             let Some(victim) = victim else {
                 return Admission::Refused;
             };
-            open.remove(&victim.id);
             evicted = Some(if victim.is_authenticated() {
-                Eviction::Idle
+                Closing::EvictedIdle
             } else {
-                Eviction::Unauthenticated
+                Closing::EvictedUnauthenticated
             });
-            victim.evict();
+            victim.close();
         }
         open.insert(id, connection.clone());
         Admission::Admitted {
@@ -212,19 +308,40 @@ impl Connections {
         }
     }
 
+    /// Closes every connection past a deadline; how many.
+    pub fn reap(&self) -> usize {
+        let now = millis_since(self.epoch);
+        self.table()
+            .values()
+            .filter(|c| !c.is_closing() && c.overdue(now, &self.deadlines))
+            .filter(|c| c.close())
+            .count()
+    }
+
+    /// Resolves once few enough connections are still closing for another to be accepted.
+    pub async fn room_to_accept(&self) {
+        loop {
+            let released = self.released.notified();
+            if self.closing() < MAX_CLOSING {
+                return;
+            }
+            released.await;
+        }
+    }
+
     /// Resolves once no connection is open.
     pub async fn all_closed(&self) {
         loop {
-            let closed = self.closed.notified();
+            let released = self.released.notified();
             if self.open() == 0 {
                 return;
             }
-            closed.await;
+            released.await;
         }
     }
 }
 
-/// A connection's place in the budget, given up when dropped (the connection's task ends).
+/// A connection's place in the budget, given up when dropped (after its socket is closed).
 #[derive(Debug)]
 pub struct Slot {
     connection: Arc<Connection>,
@@ -240,7 +357,7 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.connections.table().remove(&self.connection.id);
-        self.connections.closed.notify_waiters();
+        self.connections.released.notify_waiters();
     }
 }
 
@@ -248,16 +365,20 @@ impl Drop for Slot {
 mod tests {
     use super::*;
 
-    fn admitted(connections: &Arc<Connections>) -> (Slot, Option<Eviction>) {
+    fn admitted(connections: &Arc<Connections>) -> (Slot, Option<Closing>) {
         match connections.admit() {
             Admission::Admitted { slot, evicted } => (slot, evicted),
             Admission::Refused => panic!("refused"),
         }
     }
 
+    fn budget(n: usize) -> Arc<Connections> {
+        Connections::new(n, Deadlines::default())
+    }
+
     #[test]
     fn a_full_budget_evicts_the_oldest_unauthenticated_idle_connection_first() {
-        let connections = Connections::new(3);
+        let connections = budget(3);
         let (pos, _) = admitted(&connections);
         pos.connection().mark_authenticated();
         let (silent, _) = admitted(&connections);
@@ -265,32 +386,35 @@ mod tests {
         assert_eq!(connections.open(), 3);
 
         let (newcomer, evicted) = admitted(&connections);
-        assert_eq!(evicted, Some(Eviction::Unauthenticated));
-        assert!(silent.connection().evicted.load(Ordering::Acquire));
-        assert!(!pos.connection().evicted.load(Ordering::Acquire));
-        assert!(!slow.connection().evicted.load(Ordering::Acquire));
+        assert_eq!(evicted, Some(Closing::EvictedUnauthenticated));
+        assert!(silent.connection().is_closing());
+        assert!(!pos.connection().is_closing());
+        assert!(!slow.connection().is_closing());
+        // Counted until its socket is released.
+        assert_eq!(connections.open(), 4);
+        drop(silent);
         assert_eq!(connections.open(), 3);
-        drop((newcomer, slow, silent));
+        drop((newcomer, slow));
     }
 
     #[test]
     fn busy_connections_stay_and_an_all_busy_budget_refuses() {
-        let connections = Connections::new(2);
+        let connections = budget(2);
         let (stream, _) = admitted(&connections);
         let _streaming = stream.connection().begin_request();
         let (pos, _) = admitted(&connections);
         pos.connection().mark_authenticated();
         // The authenticated idle one goes: the busy one never does.
         let (newcomer, evicted) = admitted(&connections);
-        assert_eq!(evicted, Some(Eviction::Idle));
-        assert!(pos.connection().evicted.load(Ordering::Acquire));
+        assert_eq!(evicted, Some(Closing::EvictedIdle));
+        assert!(pos.connection().is_closing());
         let _busy = newcomer.connection().begin_request();
         assert!(matches!(connections.admit(), Admission::Refused));
     }
 
     #[test]
     fn a_closed_connection_frees_its_place() {
-        let connections = Connections::new(1);
+        let connections = budget(1);
         let (first, _) = admitted(&connections);
         let _busy = first.connection().begin_request();
         assert!(matches!(connections.admit(), Admission::Refused));
@@ -299,16 +423,35 @@ mod tests {
         assert_eq!(evicted, None);
     }
 
+    #[test]
+    fn deadlines_depend_on_what_a_connection_does() {
+        let deadlines = Deadlines::default();
+        let connection = Connection::new(0, Instant::now());
+        let at = |seconds: u64| seconds * 1000;
+        // Silent and never authenticated: 5 s.
+        assert!(!connection.overdue(at(4), &deadlines));
+        assert!(connection.overdue(at(5), &deadlines));
+        // Authenticated and idle: a minute.
+        connection.mark_authenticated();
+        assert!(!connection.overdue(at(59), &deadlines));
+        assert!(connection.overdue(at(60), &deadlines));
+        // A head begun at 10 s must be whole by 15 s, authenticated or not.
+        connection.head_started_ms.store(at(10), Ordering::Release);
+        assert!(!connection.overdue(at(14), &deadlines));
+        assert!(connection.overdue(at(15), &deadlines));
+        // A request in flight has no deadline here (the handlers bound their own work).
+        let arc = Arc::new(connection);
+        let _busy = arc.begin_request();
+        assert!(!arc.overdue(at(1000), &deadlines));
+    }
+
     #[tokio::test]
-    async fn an_evicted_connection_is_told_even_before_it_waits() {
-        let connections = Connections::new(1);
+    async fn a_closing_connection_is_told_even_before_it_waits() {
+        let connections = budget(1);
         let (first, _) = admitted(&connections);
         let (_second, _) = admitted(&connections);
-        tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            first.connection().evicted(),
-        )
-        .await
-        .expect("told");
+        tokio::time::timeout(Duration::from_secs(5), first.connection().closing())
+            .await
+            .expect("told");
     }
 }

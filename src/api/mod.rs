@@ -22,6 +22,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use clients::{Client, Clients, Scope};
+pub use connections::Deadlines;
 pub use error::ApiError;
 pub use server::{bind, serve, serve_with, ServeLimits};
 pub use views::{AdviceBody, InsertBody, OutcomeBody, RemoveBody};

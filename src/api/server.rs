@@ -7,13 +7,13 @@
 //! - HTTP/1.1 only (what browsers and POS clients speak to `http://` on loopback). hyper's
 //!   protocol sniffing for HTTP/2 reads the first bytes without any timeout, so a silent
 //!   connection would sit there for ever.
-//! - A connection gets [`HEADER_READ_TIMEOUT`] for a whole request head, and as long to
-//!   start the next one on a kept-alive connection (hyper runs the same timer while it
-//!   waits for a head): silent, slow-header and idle keep-alive connections all close.
-//! - Connections are counted against a budget ([`super::connections`]) well below the
-//!   descriptor limit, the rest reserved for card I/O, the audit log and the upstream; when
-//!   it is full an idle connection gives way to the newcomer, one that never authenticated
-//!   first, and only when every connection is busy is a newcomer refused (`503`).
+//! - Deadlines and a budget ([`super::connections`]): 5 s for a request head from its first
+//!   byte, 5 s without a request for a connection that never authenticated, a minute
+//!   between requests for one that did; a budget of connections well below the descriptor
+//!   limit (the rest reserved for card I/O, the audit log and the upstream); when it is full
+//!   an idle connection gives way to the newcomer, one that never authenticated first, and
+//!   only when every connection is busy is a newcomer refused (`503`). hyper's own
+//!   header-read timeout, which also runs between requests, backs the minute up.
 //! - At shutdown requests in flight get [`DRAIN`] to finish.
 
 use std::convert::Infallible;
@@ -32,15 +32,11 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use super::connections::{Admission, Connection, Connections, Eviction, InFlight, Slot};
+use super::connections::{Admission, Closing, Connection, Connections, Deadlines, InFlight, Slot};
 use super::error::ApiError;
 use super::views::ErrorView;
 use super::AppState;
 use crate::metrics::Metrics;
-
-/// How long a client has for a whole request head, and to begin the next one on a kept-alive
-/// connection.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long requests in flight may take to finish once shutdown has begun. An event
 /// stream never finishes by itself: without this bound, the open stream every POS holds
@@ -64,12 +60,15 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// `net.core.somaxconn`): a flood of connections must not crowd out the POS's.
 const BACKLOG: u32 = 4096;
 
+/// How often deadlines are checked: they are met to within this.
+const REAP_EVERY: Duration = Duration::from_millis(500);
+
 /// The limits of one API server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServeLimits {
     /// Connections held at once.
     pub connections: usize,
-    pub header_read_timeout: Duration,
+    pub deadlines: Deadlines,
 }
 
 impl ServeLimits {
@@ -88,7 +87,7 @@ impl ServeLimits {
             connections: usize::try_from(room)
                 .unwrap_or(usize::MAX)
                 .clamp(16, MAX_CONNECTIONS),
-            header_read_timeout: HEADER_READ_TIMEOUT,
+            deadlines: Deadlines::default(),
         }
     }
 }
@@ -125,10 +124,11 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let metrics = state.metrics.clone();
     let router = super::router(state);
-    let connections = Connections::new(limits.connections);
+    let connections = Connections::new(limits.connections, limits.deadlines);
+    let reaper = tokio::spawn(reap(connections.clone(), metrics.clone()));
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(limits.deadlines.authenticated_idle)
         .keep_alive(true)
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(64);
@@ -137,7 +137,11 @@ pub async fn serve_with(
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = async {
+                // Connections being closed hold descriptors until their task has run.
+                connections.room_to_accept().await;
+                listener.accept().await
+            } => accepted,
             () = &mut shutdown => break,
         };
         let stream = match accepted {
@@ -153,7 +157,10 @@ pub async fn serve_with(
                 refuse(stream);
             }
             Admission::Admitted { slot, evicted } => {
-                metrics.api_connection_opened(evicted.map(|e| e == Eviction::Idle));
+                metrics.api_connection_opened();
+                if let Some(closing) = evicted {
+                    metrics.api_connection_closed_by_agent(closing.into());
+                }
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(serve_connection(
                     stream,
@@ -167,6 +174,7 @@ pub async fn serve_with(
         }
     }
     drop(listener);
+    reaper.abort();
     let _ = stopping.send(true);
     let _ = tokio::time::timeout(DRAIN, connections.all_closed()).await;
     Ok(())
@@ -189,22 +197,97 @@ async fn serve_connection(
             handle(router.clone(), connection.clone(), request)
         })
     };
-    let served = http.serve_connection(TokioIo::new(stream), service);
+    let watched = Watched {
+        stream,
+        connection: connection.clone(),
+    };
+    let served = http.serve_connection(TokioIo::new(watched), service);
     tokio::pin!(served);
     tokio::select! {
         _ = served.as_mut() => {}
         // Dropping the connection closes its socket at once.
-        () = connection.evicted() => {}
+        () = connection.closing() => {}
         _ = async { stop.wait_for(|stopping| *stopping).await.map(|_| ()) } => {
             served.as_mut().graceful_shutdown();
             tokio::select! {
                 _ = served.as_mut() => {}
-                () = connection.evicted() => {}
+                () = connection.closing() => {}
             }
         }
     }
+    drop(served);
     metrics.api_connection_closed();
     drop(slot);
+}
+
+/// Closes connections past their deadlines, every [`REAP_EVERY`].
+async fn reap(connections: Arc<Connections>, metrics: Arc<Metrics>) {
+    let mut tick = tokio::time::interval(REAP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for _ in 0..connections.reap() {
+            metrics.api_connection_closed_by_agent(Closing::TimedOut.into());
+        }
+    }
+}
+
+/// A connection's socket, telling the connection when bytes arrive (they start a request
+/// head, which has [`Deadlines::head`] to be whole).
+struct Watched {
+    stream: TcpStream,
+    connection: Arc<Connection>,
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.connection.bytes_arrived();
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bytes: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, bytes)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buffers: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, buffers)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 /// The router's answer to one request; the connection counts as busy until the response
@@ -318,7 +401,8 @@ mod tests {
             ServeLimits::for_descriptor_limit(65_536).connections,
             MAX_CONNECTIONS
         );
-        assert!(limits.header_read_timeout <= Duration::from_secs(5));
+        assert!(limits.deadlines.head <= Duration::from_secs(5));
+        assert!(limits.deadlines.unauthenticated_idle <= Duration::from_secs(5));
     }
 
     #[test]

@@ -62,8 +62,17 @@ struct Agent {
     listen: SocketAddr,
 }
 
+/// Runtime threads: enough for a counter's load on any PC, and bounded so the unit's
+/// `TasksMax=` holds (a few more threads are the reader watcher, card I/O and the engine).
+const WORKER_THREADS: usize = 4;
+const BLOCKING_THREADS: usize = 32;
+
 pub fn run(args: &ServeArgs) -> Result<(), Failure> {
+    let workers = std::thread::available_parallelism()
+        .map_or(WORKER_THREADS, |n| n.get().min(WORKER_THREADS));
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .max_blocking_threads(BLOCKING_THREADS)
         .enable_all()
         .build()
         .map_err(|e| Failure::Other(format!("cannot start the async runtime: {e}")))?;

@@ -23,6 +23,8 @@ pub const TOKEN: &str = "5c1e9a0f7b3d2e8c4a6f1b9d0e7c3a5f8b2d4e6a1c9f0b7e3d5a2c8
 pub struct Launch {
     pub binary: Option<std::path::PathBuf>,
     pub open_files: Option<u64>,
+    /// Log at info, as the unit does (tests trace by default, to check what is logged).
+    pub info_logging: bool,
 }
 
 impl Launch {
@@ -132,7 +134,12 @@ impl ServedAgent {
         let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
         let mut child = launch
             .command(pcscd)
-            .args(["-vv", "--log-format", "json", "serve", "--config"])
+            .args(if launch.info_logging {
+                &["--log-format", "json"][..]
+            } else {
+                &["-vv", "--log-format", "json"][..]
+            })
+            .args(["serve", "--config"])
             .arg(&config)
             .arg("--state-dir")
             .arg(dir.path().join("state"))

@@ -13,6 +13,9 @@
 //!     also runs the same scenario, first, against another build of the agent (the code
 //!     before issue 12, whose unit set no limit: systemd's default 1024 open files).
 //!
+//! BEID_EXHAUSTION=0,0,30 cargo bench --bench exhaustion
+//!     the same POS and cards without an attack (the machine's own noise).
+//!
 //! Without `--bench` (as `cargo test --all-targets` runs it): 600 + 60 connections for 3 s.
 
 // Bench set-up: a failure must stop loudly.
@@ -42,6 +45,24 @@ struct Spec {
     duration: Duration,
 }
 
+/// `BEID_EXHAUSTION=IDLE,SLOW,SECONDS`, e.g. `10000,1000,30`.
+fn custom_spec(custom: &str) -> Spec {
+    const FORMAT: &str =
+        "BEID_EXHAUSTION must be IDLE,SLOW,SECONDS (three whole numbers, e.g. 0,0,30)";
+    let numbers: Vec<u64> = custom
+        .split(',')
+        .map(|n| n.trim().parse().expect(FORMAT))
+        .collect();
+    let [idle, slow, seconds] = numbers[..] else {
+        panic!("{FORMAT}, not {custom:?}");
+    };
+    Spec {
+        idle: usize::try_from(idle).expect(FORMAT),
+        slow: usize::try_from(slow).expect(FORMAT),
+        duration: Duration::from_secs(seconds),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--attacker") {
@@ -61,6 +82,11 @@ fn main() {
             slow: 60,
             duration: Duration::from_secs(3),
         }
+    };
+    // BEID_EXHAUSTION=IDLE,SLOW,SECONDS: another attack (0,0,30: the same POS, unattacked).
+    let spec = match std::env::var("BEID_EXHAUSTION") {
+        Ok(custom) => custom_spec(&custom),
+        Err(_) => spec,
     };
     raise_open_files(spec.idle + spec.slow + 1_000);
     upstream::install_crypto();
@@ -109,6 +135,8 @@ struct Report {
     unanswered: usize,
     cards: usize,
     cards_advised: usize,
+    /// Open descriptors after the first card, before the attack.
+    rest_descriptors: usize,
     peak_descriptors: usize,
     peak_threads: usize,
     peak_rss_kib: u64,
@@ -150,7 +178,8 @@ impl Report {
             self.cards, self.cards_advised
         );
         println!(
-            "  agent peak: {} open descriptors, {} threads, {:.1} MB resident",
+            "  agent: {} open descriptors before the attack; peak {} open descriptors, {} threads, {:.1} MB resident",
+            self.rest_descriptors,
             self.peak_descriptors,
             self.peak_threads,
             self.peak_rss_kib as f64 / 1024.0
@@ -200,6 +229,7 @@ async fn scenario(spec: Spec, launch: Launch) -> Report {
         .await
         .unwrap();
 
+    let rest_descriptors = descriptors(agent.pid());
     let mut attacker = Attacker::start(&address, spec);
     let resources = Resources::sample(agent.pid());
     let started = Instant::now();
@@ -270,11 +300,18 @@ async fn scenario(spec: Spec, launch: Launch) -> Report {
         unanswered: kept_failed + fresh_failed,
         cards: cards.load(Ordering::Relaxed),
         cards_advised: advised.load(Ordering::Relaxed),
+        rest_descriptors,
         peak_descriptors,
         peak_threads,
         peak_rss_kib,
         attack,
     }
+}
+
+fn descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// `GET /v1/readers` every `every` for `duration`, each sent on time whatever the answers
@@ -329,9 +366,7 @@ impl Resources {
                     _ = tick.tick() => {}
                     _ = &mut stopped => return peaks,
                 }
-                let descriptors = std::fs::read_dir(format!("/proc/{pid}/fd"))
-                    .map(|d| d.count())
-                    .unwrap_or(0);
+                let descriptors = descriptors(pid);
                 let status =
                     std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
                 let field = |name: &str| -> u64 {

@@ -408,7 +408,7 @@ async fn a_healthy_counter_passes_and_its_support_bundle_holds_no_personal_data(
     let bundle_log = dir.path().join("bundle-input.log");
     let mut log_text = std::fs::read_to_string(&log).unwrap();
     let spellings = national_number_spellings(
-        &common::expected("alice-2009")["national_number"]
+        common::expected("alice-2009")["national_number"]
             .as_str()
             .unwrap(),
     );

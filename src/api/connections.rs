@@ -17,10 +17,13 @@
 //!   connection: the newcomer takes the place of an idle connection, those that never
 //!   authenticated first, least recently active first. Connections with a request in flight
 //!   (an event stream included) are never evicted; only when every connection is busy is a
-//!   newcomer refused.
+//!   newcomer refused. Evictions are paced ([`EVICTIONS_PER_SECOND`]): an attacker who
+//!   reconnects as fast as it is evicted would otherwise keep the agent busy accepting and
+//!   closing, and starve the POS's own requests of CPU; paced, its new connections wait in
+//!   the kernel's queue (and, once that is full, in TCP's own retry back-off).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -32,6 +35,12 @@ const NO_HEAD: u64 = u64::MAX;
 /// Connections closing at once (their socket not yet released) before the accept loop waits
 /// for them: bounds the descriptors above the budget.
 const MAX_CLOSING: usize = 32;
+
+/// How many connections a full budget admits a second (each evicting another); a POS opens
+/// a few a minute.
+pub const EVICTIONS_PER_SECOND: f64 = 500.0;
+/// Evictions admitted at once before the pace applies.
+const EVICTION_BURST: f64 = 100.0;
 
 /// How long a connection may do nothing, by what it is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +173,8 @@ impl Connection {
         self.closing.load(Ordering::Acquire)
     }
 
-    /// Marks it for closing; `false` if it already was.
+    /// Marks it for closing; `false` if it already was. Callers count it in
+    /// [`Connections::closing`].
     fn close(&self) -> bool {
         if self.closing.swap(true, Ordering::AcqRel) {
             return false;
@@ -246,19 +256,66 @@ pub struct Connections {
     epoch: Instant,
     next_id: AtomicU64,
     open: Mutex<HashMap<u64, Arc<Connection>>>,
+    /// Connections in `open` marked for closing (their socket not released yet). Changed
+    /// only with `open` locked: marked by [`Connections::close`], released by [`Slot`]'s
+    /// drop, which counts down only a connection that was marked.
+    closing: AtomicUsize,
     /// Woken whenever a connection's socket is released.
     released: Notify,
+    pace: Mutex<EvictionPace>,
+}
+
+/// A token bucket of evictions: `burst` at once, then `per_second`.
+#[derive(Debug)]
+struct EvictionPace {
+    per_second: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl EvictionPace {
+    fn new(per_second: f64, burst: f64, now: Instant) -> Self {
+        Self {
+            per_second,
+            burst,
+            tokens: burst,
+            at: now,
+        }
+    }
+
+    /// Takes an eviction at `now`; `None` when there was one, else how long until there is.
+    fn take(&mut self, now: Instant) -> Option<Duration> {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = self.at.max(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64(
+                (1.0 - self.tokens) / self.per_second,
+            ))
+        }
+    }
 }
 
 impl Connections {
     pub fn new(budget: usize, deadlines: Deadlines) -> Arc<Self> {
+        let pace = EvictionPace::new(EVICTIONS_PER_SECOND, EVICTION_BURST, Instant::now());
+        Self::paced_by(budget, deadlines, pace)
+    }
+
+    fn paced_by(budget: usize, deadlines: Deadlines, pace: EvictionPace) -> Arc<Self> {
         Arc::new(Self {
             budget: budget.max(1),
             deadlines,
             epoch: Instant::now(),
             next_id: AtomicU64::new(0),
             open: Mutex::new(HashMap::new()),
+            closing: AtomicUsize::new(0),
             released: Notify::new(),
+            pace: Mutex::new(pace),
         })
     }
 
@@ -268,7 +325,30 @@ impl Connections {
     }
 
     fn closing(&self) -> usize {
-        self.table().values().filter(|c| c.is_closing()).count()
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Whether a newcomer would have to evict a connection.
+    fn full(&self) -> bool {
+        self.open().saturating_sub(self.closing()) >= self.budget
+    }
+
+    /// Marks `connection` for closing and counts it; called with the table locked, so the
+    /// count never runs behind a connection released meanwhile.
+    fn close(&self, connection: &Connection) -> bool {
+        let marked = connection.close();
+        if marked {
+            self.closing.fetch_add(1, Ordering::AcqRel);
+        }
+        marked
+    }
+
+    /// Takes an eviction from the pace; how long to wait when there is none.
+    fn paced(&self) -> Option<Duration> {
+        self.pace
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(Instant::now())
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Connection>>> {
@@ -282,7 +362,7 @@ impl Connections {
         let connection = Arc::new(Connection::new(id, self.epoch));
         let mut open = self.table();
         let mut evicted = None;
-        let live = open.values().filter(|c| !c.is_closing()).count();
+        let live = open.len().saturating_sub(self.closing());
         if live >= self.budget {
             let victim = open
                 .values()
@@ -296,7 +376,7 @@ impl Connections {
             } else {
                 Closing::EvictedUnauthenticated
             });
-            victim.close();
+            self.close(victim);
         }
         open.insert(id, connection.clone());
         Admission::Admitted {
@@ -311,21 +391,33 @@ impl Connections {
     /// Closes every connection past a deadline; how many.
     pub fn reap(&self) -> usize {
         let now = millis_since(self.epoch);
-        self.table()
-            .values()
+        // Under the table's lock, as every change of the closing count.
+        let open = self.table();
+        open.values()
             .filter(|c| !c.is_closing() && c.overdue(now, &self.deadlines))
-            .filter(|c| c.close())
+            .filter(|c| self.close(c))
             .count()
     }
 
-    /// Resolves once few enough connections are still closing for another to be accepted.
+    /// Resolves once another connection may be accepted: few enough are still closing, and,
+    /// when the newcomer would evict another, the pace of evictions allows it.
     pub async fn room_to_accept(&self) {
         loop {
             let released = self.released.notified();
-            if self.closing() < MAX_CLOSING {
+            if self.closing() >= MAX_CLOSING {
+                released.await;
+                continue;
+            }
+            if !self.full() {
                 return;
             }
-            released.await;
+            match self.paced() {
+                None => return,
+                Some(wait) => {
+                    // A connection closing by itself makes room without an eviction.
+                    let _ = tokio::time::timeout(wait, released).await;
+                }
+            }
         }
     }
 
@@ -356,13 +448,20 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.connections.table().remove(&self.connection.id);
+        let mut open = self.connections.table();
+        open.remove(&self.connection.id);
+        if self.connection.is_closing() {
+            self.connections.closing.fetch_sub(1, Ordering::AcqRel);
+        }
+        drop(open);
         self.connections.released.notify_waiters();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use futures_util::FutureExt;
+
     use super::*;
 
     fn admitted(connections: &Arc<Connections>) -> (Slot, Option<Closing>) {
@@ -443,6 +542,101 @@ mod tests {
         let arc = Arc::new(connection);
         let _busy = arc.begin_request();
         assert!(!arc.overdue(at(1000), &deadlines));
+    }
+
+    /// Whether the accept loop may accept now (one poll, no waiting).
+    fn room_now(connections: &Connections) -> bool {
+        connections.room_to_accept().now_or_never().is_some()
+    }
+
+    #[test]
+    fn evictions_come_in_a_burst_then_at_their_pace() {
+        let start = Instant::now();
+        let mut pace = EvictionPace::new(EVICTIONS_PER_SECOND, EVICTION_BURST, start);
+        for _ in 0..EVICTION_BURST as usize {
+            assert_eq!(pace.take(start), None);
+        }
+        let interval = Duration::from_secs_f64(1.0 / EVICTIONS_PER_SECOND);
+        let wait = pace.take(start).expect("the burst is spent");
+        assert!(
+            wait.abs_diff(interval) < Duration::from_micros(1),
+            "{wait:?}"
+        );
+        // One more per interval, never more than the burst after a long quiet.
+        assert_eq!(pace.take(start + interval), None);
+        assert!(pace.take(start + interval).is_some());
+        let later = start + Duration::from_secs(3600);
+        for _ in 0..EVICTION_BURST as usize {
+            assert_eq!(pace.take(later), None);
+        }
+        assert!(pace.take(later).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_full_budget_accepts_only_at_the_pace_of_evictions() {
+        // One eviction, then the next in 1000 s: deterministic on any machine.
+        let pace = EvictionPace::new(0.001, 1.0, Instant::now());
+        let connections = Connections::paced_by(1, Deadlines::default(), pace);
+        let (held, _) = admitted(&connections);
+        assert!(room_now(&connections), "the burst allows one eviction");
+        let (newcomer, evicted) = admitted(&connections);
+        assert_eq!(evicted, Some(Closing::EvictedUnauthenticated));
+        assert!(
+            !room_now(&connections),
+            "the next eviction waits for the pace"
+        );
+        // The evicted socket released: still full, still paced.
+        drop(held);
+        assert!(!room_now(&connections));
+        // Room without evicting anyone needs no pace.
+        drop(newcomer);
+        assert!(room_now(&connections));
+    }
+
+    #[test]
+    fn the_closing_count_follows_marks_and_releases_only() {
+        let at_once = Deadlines {
+            head: Duration::ZERO,
+            unauthenticated_idle: Duration::ZERO,
+            authenticated_idle: Duration::ZERO,
+        };
+        let connections = Connections::new(1, at_once);
+        let (evicted, _) = admitted(&connections);
+        let (reaped, _) = admitted(&connections);
+        assert_eq!(connections.closing(), 1);
+        // The reaper marks the live one only: the evicted one is counted once.
+        assert_eq!(connections.reap(), 1);
+        assert_eq!(connections.closing(), 2);
+        assert_eq!(connections.reap(), 0);
+        assert_eq!(connections.closing(), 2);
+        // Both closing: a newcomer evicts no one and is not counted.
+        let (newcomer, none) = admitted(&connections);
+        assert_eq!(none, None);
+        assert!(connections.full());
+        // A connection its client closed was never marked: the count stays.
+        drop(newcomer);
+        assert_eq!(connections.closing(), 2);
+        assert!(!connections.full());
+        drop(evicted);
+        assert_eq!(connections.closing(), 1);
+        drop(reaped);
+        assert_eq!(connections.closing(), 0);
+        assert_eq!(connections.open(), 0);
+    }
+
+    #[tokio::test]
+    async fn many_closing_connections_hold_the_accept_loop_until_one_is_released() {
+        let unpaced = EvictionPace::new(1e9, 1e9, Instant::now());
+        let connections = Connections::paced_by(1, Deadlines::default(), unpaced);
+        let mut slots: Vec<Slot> = (0..=MAX_CLOSING)
+            .map(|_| admitted(&connections).0)
+            .collect();
+        assert_eq!(connections.closing(), MAX_CLOSING);
+        assert!(!room_now(&connections));
+        // The oldest, evicted first, releases its socket.
+        drop(slots.remove(0));
+        assert_eq!(connections.closing(), MAX_CLOSING - 1);
+        assert!(room_now(&connections));
     }
 
     #[tokio::test]

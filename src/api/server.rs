@@ -128,7 +128,8 @@ pub async fn serve_with(
     let reaper = tokio::spawn(reap(connections.clone(), metrics.clone()));
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.deadlines.authenticated_idle)
+        // A backstop: the reaper closes a connection at its deadline, hyper a little later.
+        .header_read_timeout(limits.deadlines.authenticated_idle + 2 * REAP_EVERY)
         .keep_alive(true)
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(64);
@@ -201,21 +202,28 @@ async fn serve_connection(
         stream,
         connection: connection.clone(),
     };
-    let served = http.serve_connection(TokioIo::new(watched), service);
-    tokio::pin!(served);
-    tokio::select! {
-        _ = served.as_mut() => {}
-        // Dropping the connection closes its socket at once.
-        () = connection.closing() => {}
-        _ = async { stop.wait_for(|stopping| *stopping).await.map(|_| ()) } => {
-            served.as_mut().graceful_shutdown();
-            tokio::select! {
-                _ = served.as_mut() => {}
-                () = connection.closing() => {}
+    {
+        let served = http.serve_connection(TokioIo::new(watched), service);
+        tokio::pin!(served);
+        tokio::select! {
+            served = served.as_mut() => {
+                // hyper's own header-read timeout, the reaper's backstop, closed it.
+                if served.is_err_and(|error| error.is_timeout()) {
+                    metrics.api_connection_closed_by_agent(Closing::TimedOut.into());
+                }
+            }
+            () = connection.closing() => {}
+            _ = async { stop.wait_for(|stopping| *stopping).await.map(|_| ()) } => {
+                served.as_mut().graceful_shutdown();
+                tokio::select! {
+                    _ = served.as_mut() => {}
+                    () = connection.closing() => {}
+                }
             }
         }
+        // Leaving this block drops the connection, which closes its socket at once: before
+        // the slot gives its place back, so the budget counts every open descriptor.
     }
-    drop(served);
     metrics.api_connection_closed();
     drop(slot);
 }

@@ -17,10 +17,11 @@
 //!   connection: the newcomer takes the place of an idle connection, those that never
 //!   authenticated first, least recently active first. Connections with a request in flight
 //!   (an event stream included) are never evicted; only when every connection is busy is a
-//!   newcomer refused. Evictions are paced ([`EVICTIONS_PER_SECOND`]): an attacker who
-//!   reconnects as fast as it is evicted would otherwise keep the agent busy accepting and
-//!   closing, and starve the POS's own requests of CPU; paced, its new connections wait in
-//!   the kernel's queue (and, once that is full, in TCP's own retry back-off).
+//!   newcomer refused. Evictions are not paced: a process reconnecting as fast as it is
+//!   evicted fills the kernel's accept queue, and a POS's new connection waits its turn in
+//!   that queue, so the agent drains it as fast as it can (`benches/exhaustion.rs`: with
+//!   evictions paced at 500 a second, 352 of a POS's 900 requests went unanswered; unpaced,
+//!   none).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -34,13 +35,7 @@ const NO_HEAD: u64 = u64::MAX;
 
 /// Connections closing at once (their socket not yet released) before the accept loop waits
 /// for them: bounds the descriptors above the budget.
-const MAX_CLOSING: usize = 32;
-
-/// How many connections a full budget admits a second (each evicting another); a POS opens
-/// a few a minute.
-pub const EVICTIONS_PER_SECOND: f64 = 500.0;
-/// Evictions admitted at once before the pace applies.
-const EVICTION_BURST: f64 = 100.0;
+pub(super) const MAX_CLOSING: usize = 32;
 
 /// How long a connection may do nothing, by what it is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,51 +257,10 @@ pub struct Connections {
     closing: AtomicUsize,
     /// Woken whenever a connection's socket is released.
     released: Notify,
-    pace: Mutex<EvictionPace>,
-}
-
-/// A token bucket of evictions: `burst` at once, then `per_second`.
-#[derive(Debug)]
-struct EvictionPace {
-    per_second: f64,
-    burst: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl EvictionPace {
-    fn new(per_second: f64, burst: f64, now: Instant) -> Self {
-        Self {
-            per_second,
-            burst,
-            tokens: burst,
-            at: now,
-        }
-    }
-
-    /// Takes an eviction at `now`; `None` when there was one, else how long until there is.
-    fn take(&mut self, now: Instant) -> Option<Duration> {
-        let refill = now.saturating_duration_since(self.at).as_secs_f64() * self.per_second;
-        self.tokens = (self.tokens + refill).min(self.burst);
-        self.at = self.at.max(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            None
-        } else {
-            Some(Duration::from_secs_f64(
-                (1.0 - self.tokens) / self.per_second,
-            ))
-        }
-    }
 }
 
 impl Connections {
     pub fn new(budget: usize, deadlines: Deadlines) -> Arc<Self> {
-        let pace = EvictionPace::new(EVICTIONS_PER_SECOND, EVICTION_BURST, Instant::now());
-        Self::paced_by(budget, deadlines, pace)
-    }
-
-    fn paced_by(budget: usize, deadlines: Deadlines, pace: EvictionPace) -> Arc<Self> {
         Arc::new(Self {
             budget: budget.max(1),
             deadlines,
@@ -315,7 +269,6 @@ impl Connections {
             open: Mutex::new(HashMap::new()),
             closing: AtomicUsize::new(0),
             released: Notify::new(),
-            pace: Mutex::new(pace),
         })
     }
 
@@ -329,6 +282,7 @@ impl Connections {
     }
 
     /// Whether a newcomer would have to evict a connection.
+    #[cfg(test)]
     fn full(&self) -> bool {
         self.open().saturating_sub(self.closing()) >= self.budget
     }
@@ -341,14 +295,6 @@ impl Connections {
             self.closing.fetch_add(1, Ordering::AcqRel);
         }
         marked
-    }
-
-    /// Takes an eviction from the pace; how long to wait when there is none.
-    fn paced(&self) -> Option<Duration> {
-        self.pace
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take(Instant::now())
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Connection>>> {
@@ -399,25 +345,14 @@ impl Connections {
             .count()
     }
 
-    /// Resolves once another connection may be accepted: few enough are still closing, and,
-    /// when the newcomer would evict another, the pace of evictions allows it.
+    /// Resolves once few enough connections are still closing for another to be accepted.
     pub async fn room_to_accept(&self) {
         loop {
             let released = self.released.notified();
-            if self.closing() >= MAX_CLOSING {
-                released.await;
-                continue;
-            }
-            if !self.full() {
+            if self.closing() < MAX_CLOSING {
                 return;
             }
-            match self.paced() {
-                None => return,
-                Some(wait) => {
-                    // A connection closing by itself makes room without an eviction.
-                    let _ = tokio::time::timeout(wait, released).await;
-                }
-            }
+            released.await;
         }
     }
 
@@ -550,50 +485,6 @@ mod tests {
     }
 
     #[test]
-    fn evictions_come_in_a_burst_then_at_their_pace() {
-        let start = Instant::now();
-        let mut pace = EvictionPace::new(EVICTIONS_PER_SECOND, EVICTION_BURST, start);
-        for _ in 0..EVICTION_BURST as usize {
-            assert_eq!(pace.take(start), None);
-        }
-        let interval = Duration::from_secs_f64(1.0 / EVICTIONS_PER_SECOND);
-        let wait = pace.take(start).expect("the burst is spent");
-        assert!(
-            wait.abs_diff(interval) < Duration::from_micros(1),
-            "{wait:?}"
-        );
-        // One more per interval, never more than the burst after a long quiet.
-        assert_eq!(pace.take(start + interval), None);
-        assert!(pace.take(start + interval).is_some());
-        let later = start + Duration::from_secs(3600);
-        for _ in 0..EVICTION_BURST as usize {
-            assert_eq!(pace.take(later), None);
-        }
-        assert!(pace.take(later).is_some());
-    }
-
-    #[tokio::test]
-    async fn a_full_budget_accepts_only_at_the_pace_of_evictions() {
-        // One eviction, then the next in 1000 s: deterministic on any machine.
-        let pace = EvictionPace::new(0.001, 1.0, Instant::now());
-        let connections = Connections::paced_by(1, Deadlines::default(), pace);
-        let (held, _) = admitted(&connections);
-        assert!(room_now(&connections), "the burst allows one eviction");
-        let (newcomer, evicted) = admitted(&connections);
-        assert_eq!(evicted, Some(Closing::EvictedUnauthenticated));
-        assert!(
-            !room_now(&connections),
-            "the next eviction waits for the pace"
-        );
-        // The evicted socket released: still full, still paced.
-        drop(held);
-        assert!(!room_now(&connections));
-        // Room without evicting anyone needs no pace.
-        drop(newcomer);
-        assert!(room_now(&connections));
-    }
-
-    #[test]
     fn the_closing_count_follows_marks_and_releases_only() {
         let at_once = Deadlines {
             head: Duration::ZERO,
@@ -626,8 +517,7 @@ mod tests {
 
     #[tokio::test]
     async fn many_closing_connections_hold_the_accept_loop_until_one_is_released() {
-        let unpaced = EvictionPace::new(1e9, 1e9, Instant::now());
-        let connections = Connections::paced_by(1, Deadlines::default(), unpaced);
+        let connections = budget(1);
         let mut slots: Vec<Slot> = (0..=MAX_CLOSING)
             .map(|_| admitted(&connections).0)
             .collect();

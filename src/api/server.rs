@@ -399,6 +399,7 @@ impl AcceptErrors {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::connections::MAX_CLOSING;
 
     #[test]
     fn the_budget_leaves_room_for_card_io_and_the_audit_log() {
@@ -411,6 +412,25 @@ mod tests {
         );
         assert!(limits.deadlines.head <= Duration::from_secs(5));
         assert!(limits.deadlines.unauthenticated_idle <= Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_units_open_file_limit_holds_the_whole_budget_and_the_reserve() {
+        let unit = include_str!("../../systemd/beid-agent.service");
+        let limit: u64 = unit
+            .lines()
+            .find_map(|line| line.strip_prefix("LimitNOFILE="))
+            .expect("the unit sets LimitNOFILE")
+            .trim()
+            .parse()
+            .expect("a number of files");
+        assert_eq!(
+            ServeLimits::for_descriptor_limit(limit).connections,
+            MAX_CONNECTIONS
+        );
+        // Connections still closing hold their descriptors on top of the budget.
+        let needed = u64::try_from(MAX_CONNECTIONS + MAX_CLOSING).unwrap() + RESERVED_DESCRIPTORS;
+        assert!(limit >= needed, "LimitNOFILE={limit} < {needed}");
     }
 
     #[test]

@@ -406,6 +406,11 @@ async fn a_healthy_counter_passes_and_its_support_bundle_holds_no_personal_data(
     // The log as support gets it, with the citizen's number written every way a log line
     // might hold it (a stack trace, a hex dump, a copied form field).
     let bundle_log = dir.path().join("bundle-input.log");
+    // The upstream counts its hit before the agent logs the answer: wait for the line.
+    common::wait_until(Duration::from_secs(15), || {
+        std::fs::read_to_string(&log).is_ok_and(|text| text.contains("upstream answered"))
+    })
+    .expect("the agent logged the upstream's answer");
     let mut log_text = std::fs::read_to_string(&log).unwrap();
     let spellings = national_number_spellings(
         common::expected("alice-2009")["national_number"]

@@ -7,6 +7,8 @@
 mod authenticity;
 mod decide;
 mod engine;
+#[cfg(test)]
+mod engine_tests;
 mod events;
 mod ids;
 mod outcome;

@@ -773,3 +773,56 @@ async fn a_method_a_resource_does_not_take_gets_a_json_405() {
         .await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn the_host_must_name_this_agent_with_its_own_port() {
+    let agent = start().await;
+    let port = agent.base.rsplit(':').next().unwrap().to_owned();
+    let other_port = if port == "8099" { "8098" } else { "8099" };
+    let host = |host: String| {
+        let request = agent.get("/v1/status", FULL).header("Host", host);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    for own in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        assert_eq!(host(own.clone()).await, 200, "{own}");
+    }
+    for foreign in [
+        format!("127.0.0.1:{other_port}"),
+        format!("localhost:{other_port}"),
+        "127.0.0.1".to_owned(),
+        "localhost".to_owned(),
+        format!("127.0.0.2:{port}"),
+        format!("localhost.:{port}"),
+        format!("attacker.example:{port}"),
+        format!("127.0.0.1:{port}.attacker.example"),
+        String::new(),
+    ] {
+        assert_eq!(host(foreign.clone()).await, 403, "{foreign:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_origin_must_be_exactly_one_the_client_has() {
+    let agent = start().await;
+    let origin = |origin: &str| {
+        let request = agent.get("/v1/status", POS).header("Origin", origin);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(origin(POS_ORIGIN).await, 200);
+    for foreign in [
+        "http://pos.uitpas.example",
+        "https://pos.uitpas.example:8443",
+        "https://pos.uitpas.example/",
+        "https://POS.uitpas.example.evil",
+        "https://sub.pos.uitpas.example",
+        "null",
+        "",
+    ] {
+        assert_eq!(origin(foreign).await, 403, "{foreign:?}");
+    }
+}

@@ -48,7 +48,29 @@ impl ServedAgent {
         more_roots: &[&str],
         extra: &str,
     ) -> Self {
+        Self::start_with(pcscd, upstream_url, pki, more_roots, extra, None)
+    }
+
+    /// As [`ServedAgent::start`], as a kiosk: a `config.d/` drop-in sets the device's
+    /// channel, as a city's configuration management would.
+    pub fn start_kiosk(pcscd: &Pcscd, upstream_url: &str, pki: &Pki, extra: &str) -> Self {
+        let drop_in = "[device]\nchannel = \"kiosk\"\n";
+        Self::start_with(pcscd, upstream_url, pki, &[], extra, Some(drop_in))
+    }
+
+    fn start_with(
+        pcscd: &Pcscd,
+        upstream_url: &str,
+        pki: &Pki,
+        more_roots: &[&str],
+        extra: &str,
+        drop_in: Option<&str>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        if let Some(drop_in) = drop_in {
+            std::fs::create_dir(dir.path().join("config.d")).unwrap();
+            std::fs::write(dir.path().join("config.d/50-device.toml"), drop_in).unwrap();
+        }
         let roots = super::fixtures().join("test-pki");
         let more_roots: String = more_roots
             .iter()

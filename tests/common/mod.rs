@@ -316,9 +316,10 @@ impl SimulatedCard {
 
     /// Waits for the card process to end by itself (its removal fault fired).
     pub fn wait_gone(mut self) -> String {
-        let _ = wait_until(COMMAND_LIMIT, || {
+        wait_until(COMMAND_LIMIT, || {
             matches!(self.child.try_wait(), Ok(Some(_)))
-        });
+        })
+        .unwrap_or_else(|| panic!("the card did not leave within {COMMAND_LIMIT:?}"));
         self.stop();
         let mut stderr = String::new();
         if let Some(mut pipe) = self.child.stderr.take() {

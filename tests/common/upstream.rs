@@ -221,6 +221,8 @@ pub enum Reply {
     WrongRequestId,
     /// This status (and Retry-After, if given), empty body.
     Status(u16, Option<&'static str>),
+    /// A redirect: this status and `Location` (an absolute URL).
+    Redirect(u16, String),
     /// 200 with this raw body.
     Raw(&'static str),
     /// Never answers.
@@ -442,6 +444,11 @@ async fn answer(
             }
             response.body(Body::empty()).unwrap()
         }
+        Reply::Redirect(status, location) => Response::builder()
+            .status(StatusCode::from_u16(status).unwrap())
+            .header(header::LOCATION, location)
+            .body(Body::empty())
+            .unwrap(),
         Reply::Raw(text) => Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, "application/json")

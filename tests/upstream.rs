@@ -641,3 +641,91 @@ async fn a_service_without_outcomes_is_not_asked_again() {
     );
     assert_eq!(upstream.outcomes().len(), 2);
 }
+
+/// `docs/upstream-openapi.yaml` and `beid_core::contract` describe the same contract: what
+/// the types write validates against the document's schemas, and the document's examples
+/// read as the types.
+#[test]
+fn the_contract_document_describes_the_types_that_speak_it() {
+    use beid_core::contract::{
+        AnswerDecision, Basis, Channel, EligibilityAnswer, EligibilityCheck,
+    };
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/upstream-openapi.yaml"),
+    )
+    .unwrap();
+    let document: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let validate = |schema: &str, value: &serde_json::Value| {
+        let mut schema = serde_json::json!({"$ref": format!("#/components/schemas/{schema}")});
+        schema["components"] = document["components"].clone();
+        let validator = jsonschema::draft202012::new(&schema).unwrap();
+        let problems: Vec<String> = validator
+            .iter_errors(value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            problems.is_empty(),
+            "{value} is not a {schema}: {problems:?}"
+        );
+    };
+    let check = EligibilityCheck {
+        request_id: uuid::Uuid::new_v4(),
+        use_case: "uitpas-kansentarief".into(),
+        national_number: NationalNumber::parse(NATIONAL_NUMBER.as_bytes()).unwrap(),
+        channel: Channel::Kiosk,
+        device_id: "balie-3".into(),
+    };
+    validate("EligibilityCheck", &serde_json::to_value(&check).unwrap());
+    for decision in [
+        AnswerDecision::Eligible,
+        AnswerDecision::NotEligible,
+        AnswerDecision::Unknown,
+    ] {
+        for basis in [
+            None,
+            Some(Basis::EntitlementRule),
+            Some(Basis::RegisteredStatus),
+        ] {
+            let answer = EligibilityAnswer {
+                request_id: check.request_id,
+                decision,
+                reason_code: Some("not_registered".into()),
+                valid_until: Some(time::macros::date!(2026 - 12 - 31)),
+                basis,
+                clerk_message: Some("Kaart geblokkeerd".into()),
+            };
+            validate("EligibilityAnswer", &serde_json::to_value(&answer).unwrap());
+        }
+    }
+    let feedback = OutcomeFeedback {
+        decision: StaffDecision::NotGranted,
+        deviation: Some(Deviation {
+            reason: "household_situation".into(),
+            note: Some("Alleenstaand sinds vorige maand".into()),
+        }),
+    };
+    validate("Outcome", &serde_json::to_value(&feedback).unwrap());
+    // The document's own examples read as the types.
+    let check_path = &document["paths"]["/v1/eligibility-checks"]["post"];
+    let example = &check_path["requestBody"]["content"]["application/json"]["example"];
+    serde_json::from_value::<EligibilityCheck>(example.clone()).unwrap();
+    for (name, example) in check_path["responses"]["200"]["content"]["application/json"]["examples"]
+        .as_object()
+        .unwrap()
+    {
+        serde_json::from_value::<EligibilityAnswer>(example["value"].clone())
+            .unwrap_or_else(|e| panic!("example {name}: {e}"));
+    }
+    let outcome_path = &document["paths"]["/v1/eligibility-checks/{requestId}/outcome"]["post"];
+    serde_json::from_value::<OutcomeFeedback>(
+        outcome_path["requestBody"]["content"]["application/json"]["example"].clone(),
+    )
+    .unwrap();
+    // And the document names exactly the decisions the types know.
+    let decisions =
+        &document["components"]["schemas"]["EligibilityAnswer"]["properties"]["decision"]["enum"];
+    assert_eq!(
+        decisions,
+        &serde_json::json!(["eligible", "not_eligible", "unknown"])
+    );
+}

@@ -247,10 +247,7 @@ impl HttpAdviceService {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .retry_backoff
-            .saturating_mul(2_u32.saturating_pow(attempt.min(16)));
-        base.mul_f64(0.5 + 0.5 * random_fraction())
+        backoff(self.retry_backoff, attempt, random_fraction())
     }
 
     async fn attempt(
@@ -312,8 +309,8 @@ impl HttpAdviceService {
             self.endpoint.as_str().trim_end_matches('/')
         );
         for attempt in 0..OUTCOME_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(self.backoff(attempt - 1)).await;
+            if let Some(before) = attempt.checked_sub(1) {
+                tokio::time::sleep(self.backoff(before)).await;
             }
             let send = self
                 .client
@@ -544,6 +541,16 @@ async fn read_limited(response: &mut reqwest::Response, limit: usize) -> Result<
     Ok(body)
 }
 
+/// The wait before retry number `attempt + 1`: the base doubled per attempt (capped at
+/// 2^16), scaled by `fraction` (in [0, 1)) into [half, whole] so that devices that failed
+/// together do not retry together.
+fn backoff(base: Duration, attempt: u32, fraction: f64) -> Duration {
+    let doubled = base.saturating_mul(2_u32.saturating_pow(attempt.min(16)));
+    // Not `mul_f64`: it panics when the product leaves Duration's range.
+    Duration::try_from_secs_f64(doubled.as_secs_f64() * (0.5 + 0.5 * fraction))
+        .unwrap_or(Duration::MAX)
+}
+
 /// Judge a 200 body against the contract.
 fn parse_answer(body: &[u8], request_id: Uuid) -> Result<Advice, Failure> {
     // serde_json's messages may quote values of the body; log only where it broke.
@@ -766,6 +773,19 @@ mod tests {
             reason(r#"{"requestId":"x","decision":"eligible"}"#.into()),
             Reason::UpstreamMismatch
         );
+    }
+
+    #[test]
+    fn the_backoff_doubles_per_attempt_within_half_and_whole() {
+        let base = Duration::from_millis(100);
+        assert_eq!(backoff(base, 0, 0.0), Duration::from_millis(50));
+        assert_eq!(backoff(base, 0, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff(base, 1, 0.0), Duration::from_millis(100));
+        assert_eq!(backoff(base, 2, 0.5), Duration::from_millis(300));
+        assert_eq!(backoff(base, 3, 1.0), Duration::from_millis(800));
+        // Capped, never overflowing.
+        assert_eq!(backoff(base, 40, 1.0), backoff(base, 16, 1.0));
+        assert_eq!(backoff(Duration::MAX, 3, 1.0), Duration::MAX);
     }
 
     #[test]

@@ -207,6 +207,12 @@ async fn an_untrusted_server_certificate_is_unknown_tls() {
         0,
         "nothing was sent to an untrusted server"
     );
+    // A refused server certificate is not retried: it will not get better in a second.
+    // (The server handshakes one connection after another: once a good client has been
+    // answered, every earlier handshake has ended and been counted.)
+    let good = HttpAdviceService::new(&self::settings(&pki, &upstream)).unwrap();
+    assert_eq!(ask(&good).await.decision(), Decision::NotEligible);
+    assert_eq!(upstream.handshake_failures(), 1);
 }
 
 #[tokio::test]

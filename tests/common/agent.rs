@@ -48,6 +48,26 @@ impl ServedAgent {
         more_roots: &[&str],
         extra: &str,
     ) -> Self {
+        Self::start_on(
+            pcscd,
+            upstream_url,
+            pki,
+            more_roots,
+            super::free_port(),
+            extra,
+        )
+    }
+
+    /// As [`ServedAgent::start_trusting`], listening on `port`: a client's `origins` can then
+    /// name the agent's own origin, as the agent's own pages need.
+    pub fn start_on(
+        pcscd: &Pcscd,
+        upstream_url: &str,
+        pki: &Pki,
+        more_roots: &[&str],
+        port: u16,
+        extra: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let roots = super::fixtures().join("test-pki");
         let more_roots: String = more_roots
@@ -55,7 +75,6 @@ impl ServedAgent {
             .map(|name| format!(", \"{}\"", roots.join(name).display()))
             .collect();
         super::write_secret(&dir.path().join("token"), TOKEN);
-        let port = super::free_port();
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,

@@ -21,6 +21,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::agent::TOKEN;
 use common::browser::Browser;
 use common::counter_page::{
     clear, emulate_viewport, focused, holds_national_number, page_content, press, type_into,
@@ -367,7 +368,7 @@ async fn the_clerk_sees_the_advice_records_a_deviation_and_the_page_clears() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scopes_a_refused_token_languages_and_a_registered_status() {
+async fn scopes_a_refused_token_languages_a_registered_status_and_no_advice() {
     let counter = Counter::start(Reply::Registered("not_eligible")).await;
     let browser = Browser::start(&["--lang=de-BE", "--accept-lang=de-BE,de"]).await;
     emulate_viewport(&browser, 420, 1400).await;
@@ -516,6 +517,70 @@ async fn scopes_a_refused_token_languages_and_a_registered_status() {
         browser.eval("return document.documentElement.lang").await,
         "nl"
     );
+
+    // No advice (the rule service fails): whatever the clerk decides needs a reason.
+    browser.click("[data-lang=en]").await;
+    counter.upstream.reply(Reply::Status(503, None));
+    let card = counter.pcscd.insert("gen-1.8-ec");
+    browser.wait_for(ADVISED, STEP).await;
+    assert_eq!(
+        use_case_text(&browser, UITPAS, ".verdict-text").await,
+        "No advice"
+    );
+    let why = detail_of(&browser, UITPAS, "why").await;
+    assert!(
+        [
+            "The rule service gave no usable answer.",
+            "The rule service did not answer. Decide yourself or try again later."
+        ]
+        .contains(&why.as_str()),
+        "{why}"
+    );
+    let uitpas = format!("[data-use-case=\"{UITPAS}\"]");
+    for decision in ["granted", "not_granted"] {
+        browser
+            .click(&format!("{uitpas} input[value={decision}]"))
+            .await;
+        assert_eq!(
+            use_case_text(&browser, UITPAS, ".deviation-why").await,
+            "There is no advice: choose a reason for your decision."
+        );
+    }
+
+    // The POS records the outcome first: the page shows it at once, and no form.
+    let session = shown_session(&counter).await;
+    let recorded = counter
+        .agent
+        .http
+        .post(format!(
+            "{}/v1/sessions/{session}/outcome",
+            counter.agent.base
+        ))
+        .bearer_auth(TOKEN)
+        .json(
+            &serde_json::json!({"useCase": UITPAS, "decision": "granted",
+                                  "deviation": {"reason": "recently_moved"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(recorded.status(), 200);
+    let shown = browser
+        .wait_for(
+            &format!("!document.querySelector('{uitpas} .recorded').hidden && document.querySelector('{uitpas} .recorded').textContent"),
+            STEP,
+        )
+        .await;
+    assert!(
+        shown
+            .as_str()
+            .unwrap()
+            .ends_with(": Granted – deviation: Recently moved here."),
+        "{shown}"
+    );
+    assert!(!browser.displayed(&format!("{uitpas} .decide")).await);
+    take_out(card).await;
+    browser.wait_for(NO_CARD, STEP).await;
 }
 
 /// One detail of an advice (`reason`, `valid-until`, `basis`, `message`, `why`), as shown.

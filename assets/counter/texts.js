@@ -1,10 +1,9 @@
 // The counter page's words (docs/local-api.md, "Counter page"), for the clerk, in nl, fr,
-// de and en. {name} is filled in by counter.js. A key missing in a language falls back to
-// English. Words about the advice never present a registered status as a decision on
-// entitlement: see the basis_* and registered_* texts.
-'use strict';
+// de and en; a file of its own, for translators. {name} is filled in by words.js. A key
+// missing in a language falls back to English. Words about the advice never present a
+// registered status as a decision on entitlement: see the basis_* and registered_* texts.
 
-var COUNTER_TEXTS = {
+export const TEXTS = {
   nl: {
     title: 'Balie – advies eID',
     connecting: 'Verbinden met de agent…',

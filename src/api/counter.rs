@@ -3,14 +3,35 @@
 //! through the same `/v1` API and token rules as any client (docs/local-api.md, "Counter
 //! page"). The page takes its token from the URL fragment; nothing here knows about it.
 
-use axum::response::{Redirect, Response};
+use axum::extract::rejection::PathRejection;
+use axum::extract::Path;
+use axum::response::{IntoResponse, Redirect, Response};
 
+use super::error::ApiError;
 use super::pages;
 
 const PAGE: &str = include_str!("../../assets/counter/index.html");
-const SCRIPT: &str = include_str!("../../assets/counter/counter.js");
-const TEXTS: &str = include_str!("../../assets/counter/texts.js");
-const STYLE: &str = include_str!("../../assets/counter/counter.css");
+
+/// The page's scripts (ES modules, one job each) and its style sheet, by file name.
+const ASSETS: &[(&str, &str)] = &[
+    (
+        "counter.js",
+        include_str!("../../assets/counter/counter.js"),
+    ),
+    ("agent.js", include_str!("../../assets/counter/agent.js")),
+    ("card.js", include_str!("../../assets/counter/card.js")),
+    (
+        "decision.js",
+        include_str!("../../assets/counter/decision.js"),
+    ),
+    ("dom.js", include_str!("../../assets/counter/dom.js")),
+    ("words.js", include_str!("../../assets/counter/words.js")),
+    ("texts.js", include_str!("../../assets/counter/texts.js")),
+    (
+        "counter.css",
+        include_str!("../../assets/counter/counter.css"),
+    ),
+];
 
 pub async fn redirect() -> Redirect {
     Redirect::permanent("/counter/")
@@ -20,15 +41,13 @@ pub async fn page() -> Response {
     pages::html(PAGE)
 }
 
-pub async fn script() -> Response {
-    pages::script(SCRIPT)
-}
-
-/// The page's words in nl, fr, de and en (a file of its own: translators work on it alone).
-pub async fn texts() -> Response {
-    pages::script(TEXTS)
-}
-
-pub async fn style() -> Response {
-    pages::style(STYLE)
+/// `/counter/{file}`: one of [`ASSETS`], else the API's JSON 404 (a name that does not
+/// even decode included).
+pub async fn asset(file: Result<Path<String>, PathRejection>) -> Response {
+    let file = file.map(|Path(file)| file).unwrap_or_default();
+    match ASSETS.iter().find(|(name, _)| *name == file) {
+        Some((name, source)) if name.ends_with(".css") => pages::style(source),
+        Some((_, source)) => pages::script(source),
+        None => ApiError::NOT_FOUND.into_response(),
+    }
 }

@@ -29,6 +29,7 @@ use common::counter_page::{
     STEP, UNKNOWN,
 };
 use common::expected;
+use common::simulated::SimulatedServe;
 use common::upstream::Reply;
 use serde_json::Value;
 
@@ -673,4 +674,124 @@ fn a_national_number_is_found_in_every_spelling_and_nothing_else_is() {
     ] {
         assert!(!holds_national_number(text, number), "{text}");
     }
+}
+
+/// `hardware/counter/beid-counter-page` with `token` in a file of this `mode`, the page at
+/// `url`, and a stand-in for Chromium that writes down its arguments. Returns the run's
+/// output and the folder (runtime dir `run/`, the stand-in's arguments in `browser.args`).
+fn open_counter_page(
+    token: &str,
+    mode: u32,
+    url: &str,
+) -> (std::process::Output, tempfile::TempDir) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("run");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(mode)).unwrap();
+    let browser = dir.path().join("browser");
+    std::fs::write(&browser, "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$0.args\"\n").unwrap();
+    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = std::process::Command::new("sh")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/counter/beid-counter-page"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("BEID_COUNTER_TOKEN_FILE", &token_file)
+        .env("BEID_COUNTER_URL", url)
+        .env("BEID_COUNTER_CHROMIUM", &browser)
+        .output()
+        .unwrap();
+    (output, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_launcher_opens_the_page_signed_in_without_the_token_on_a_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    // The demo agent: its client has every scope and the agent's own origins.
+    let agent = SimulatedServe::start();
+    let url = format!("{}/counter/?lang=en", agent.base);
+
+    let (output, dir) = open_counter_page(&agent.token, 0o640, &url);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let start = dir.path().join("run/beid-counter/start.html");
+    let arguments = std::fs::read_to_string(dir.path().join("browser.args")).unwrap();
+    assert_eq!(
+        arguments.lines().next(),
+        Some(format!("--app=file://{}", start.display()).as_str())
+    );
+    assert!(
+        !arguments.contains(&agent.token),
+        "the token on a command line"
+    );
+    assert_eq!(mode(&start), 0o600, "the start page is private");
+    assert_eq!(mode(start.parent().unwrap()), 0o700);
+    let page = std::fs::read_to_string(&start).unwrap();
+    assert!(
+        page.contains(&format!(
+            "location.replace(\"{url}#token={}\")",
+            agent.token
+        )),
+        "{page}"
+    );
+
+    // Refused: a token others may read, a token that could break out of the page, and any
+    // page but the agent's counter page on loopback.
+    let token = agent.token.as_str();
+    for (token, mode, url, why) in [
+        (token, 0o644, url.as_str(), "others may read it"),
+        (token, 0o660, url.as_str(), "its group may change it"),
+        (
+            "\");alert(1);(\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            0o600,
+            url.as_str(),
+            "may hold only",
+        ),
+        (
+            token,
+            0o600,
+            "https://pos.example/counter/",
+            "must be the agent's counter page",
+        ),
+        (
+            token,
+            0o600,
+            "http://127.0.0.1:8099/kiosk/",
+            "must be the agent's counter page",
+        ),
+        (
+            token,
+            0o600,
+            "http://127.0.0.1:8099/counter/?lang=xx",
+            "must be the agent's counter page",
+        ),
+    ] {
+        let (output, dir) = open_counter_page(token, mode, url);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{why}: {stderr}");
+        assert!(stderr.contains(why), "{why}: {stderr}");
+        assert!(
+            !dir.path().join("run/beid-counter/start.html").exists(),
+            "{why}"
+        );
+        assert!(
+            !dir.path().join("browser.args").exists(),
+            "{why}: the browser started"
+        );
+    }
+
+    // Chromium on the start page arrives at the counter page, signed in, the token gone.
+    let browser = Browser::start(&[]).await;
+    browser.goto(&format!("file://{}", start.display())).await;
+    browser.wait_for(ONLINE, STEP).await;
+    let href = browser.eval("return location.href").await;
+    assert_eq!(href, url.as_str(), "the token left the address bar");
 }

@@ -795,3 +795,74 @@ async fn the_launcher_opens_the_page_signed_in_without_the_token_on_a_command_li
     let href = browser.eval("return location.href").await;
     assert_eq!(href, url.as_str(), "the token left the address bar");
 }
+
+#[tokio::test]
+async fn the_page_and_every_module_it_imports_are_served_under_a_strict_csp() {
+    common::upstream::install_crypto();
+    let agent = SimulatedServe::start();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: String| http.get(format!("{}{path}", agent.base)).send();
+
+    let moved = get("/counter".into()).await.unwrap();
+    assert_eq!(moved.status(), 308);
+    assert_eq!(moved.headers()["location"], "/counter/");
+
+    let page = get("/counter/".into()).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let header = |name: &str| page.headers()[name].to_str().unwrap().to_owned();
+    assert_eq!(header("content-type"), "text/html; charset=utf-8");
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert_eq!(header("cache-control"), "no-store");
+    let csp = header("content-security-policy");
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+
+    // Every file the page names, and every module those import, is served with its type.
+    let mut pending: Vec<String> = Vec::new();
+    let html = page.text().await.unwrap();
+    for attribute in ["src=\"/counter/", "href=\"/counter/"] {
+        for part in html.split(attribute).skip(1) {
+            pending.push(part.split('"').next().unwrap().to_owned());
+        }
+    }
+    assert!(pending.contains(&"counter.js".to_owned()), "{pending:?}");
+    let mut served = std::collections::BTreeSet::new();
+    while let Some(file) = pending.pop() {
+        if !served.insert(file.clone()) {
+            continue;
+        }
+        let answer = get(format!("/counter/{file}")).await.unwrap();
+        assert_eq!(answer.status(), 200, "{file}");
+        let kind = answer.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let text = answer.text().await.unwrap();
+        if file.ends_with(".css") {
+            assert_eq!(kind, "text/css; charset=utf-8", "{file}");
+            continue;
+        }
+        assert_eq!(kind, "text/javascript; charset=utf-8", "{file}");
+        for part in text.split(" from './").skip(1) {
+            pending.push(part.split('\'').next().unwrap().to_owned());
+        }
+    }
+    assert!(served.len() >= 7, "{served:?}");
+
+    let missing = get("/counter/missing.js".into()).await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+}

@@ -390,6 +390,10 @@ async fn scopes_a_refused_token_languages_a_registered_status_and_no_advice() {
         browser.text("#connection").await,
         "Not signed in to the agent"
     );
+    assert!(
+        !browser.displayed("#card").await && !browser.displayed("#readers").await,
+        "nothing on a refused page suggests that it works"
+    );
 
     // The advice scope alone: the advice, no name; the number is refused when asked.
     browser.goto(&counter.page(ADVICE_ONLY, "lang=en")).await;
@@ -532,7 +536,7 @@ async fn scopes_a_refused_token_languages_a_registered_status_and_no_advice() {
     assert!(
         [
             "The rule service gave no usable answer.",
-            "The rule service did not answer. Decide yourself or try again later."
+            "The rule service did not answer. Decide yourself, or take the card out and insert it again later."
         ]
         .contains(&why.as_str()),
         "{why}"
@@ -865,4 +869,34 @@ async fn the_page_and_every_module_it_imports_are_served_under_a_strict_csp() {
     assert_eq!(missing.status(), 404);
     let body: Value = missing.json().await.unwrap();
     assert_eq!(body["error"], "not_found");
+}
+
+#[test]
+fn every_text_of_the_page_is_in_all_four_languages() {
+    let texts = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/counter/texts.js"),
+    )
+    .unwrap();
+    let keys = |lang: &str| -> std::collections::BTreeSet<String> {
+        let block = texts
+            .split(&format!("\n  {lang}: {{\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {lang} block"));
+        let block = block.split("\n  }").next().unwrap();
+        block
+            .lines()
+            .filter_map(|line| line.strip_prefix("    ")?.split_once(": ").map(|(k, _)| k))
+            .map(str::to_owned)
+            .collect()
+    };
+    let english = keys("en");
+    assert!(english.len() > 100, "{english:?}");
+    for lang in ["nl", "fr", "de"] {
+        let own = keys(lang);
+        assert_eq!(
+            english.symmetric_difference(&own).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "{lang} and en differ"
+        );
+    }
 }

@@ -182,6 +182,7 @@ function clearCard(said) {
 
 function renderCard() {
   $('card-idle').hidden = card !== null;
+  $('card-idle').textContent = t(agent.connection === 'online' ? 'insertCard' : 'idleOffline');
   if (!card) {
     $('card-body').textContent = '';
     return;
@@ -473,6 +474,7 @@ function connectionChanged(state, code) {
   }
   renderConnection();
   renderReaders();
+  renderCard();
 }
 
 // ---- Simulator (serve --simulate only)

@@ -126,12 +126,8 @@ async fn the_clerk_sees_the_advice_records_a_deviation_and_the_page_clears() {
         .clone();
     assert_eq!(
         shown,
-        [
-            "uitpas-kansentarief",
-            "lez-free-registration",
-            "lez-social-tariff"
-        ],
-        "every use case of the counter channel, in the configured order"
+        ["uitpas-kansentarief", "lez-social-tariff"],
+        "the use cases of the counter channel (not the kiosk's), in the configured order"
     );
 
     // The advice and its basis, worded for the clerk; the reason code has no configured
@@ -285,7 +281,19 @@ async fn the_clerk_sees_the_advice_records_a_deviation_and_the_page_clears() {
         "an outcome is recorded once: no form after it"
     );
 
-    // The rule service receives it under the request id of this card's question.
+    // The rule service was asked what the counter offers, nothing else; it receives the
+    // outcome under the request id of this card's question.
+    let asked: Vec<Value> = counter
+        .upstream
+        .bodies()
+        .iter()
+        .map(|body| body["useCase"].clone())
+        .collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(
+        !asked.contains(&Value::from("lez-free-registration")),
+        "{asked:?}"
+    );
     let outcomes = counter.outcomes_received(1).await;
     assert_eq!(outcomes.len(), 1, "{outcomes:?}");
     let (request_id, feedback) = &outcomes[0];
@@ -584,6 +592,27 @@ async fn scopes_a_refused_token_languages_a_registered_status_and_no_advice() {
         "{shown}"
     );
     assert!(!browser.displayed(&format!("{uitpas} .decide")).await);
+    take_out(card).await;
+    browser.wait_for(NO_CARD, STEP).await;
+
+    // An expired card: said so on the card, and why there is no advice.
+    let card = counter.pcscd.insert("alice-2009");
+    browser.wait_for(ADVISED, STEP).await;
+    assert_eq!(
+        browser.text("[data-fact=validity] .fact-text").await,
+        "Expired on 23 July 2014"
+    );
+    assert_eq!(
+        browser
+            .attribute("[data-fact=validity]", "class")
+            .await
+            .as_deref(),
+        Some("fact fact-bad")
+    );
+    assert_eq!(
+        detail_of(&browser, UITPAS, "why").await,
+        "The card has expired: the rule service was not asked."
+    );
     take_out(card).await;
     browser.wait_for(NO_CARD, STEP).await;
 }

@@ -62,11 +62,13 @@ impl Counter {
             "[[api.clients]]\nname = \"counter-page\"\ntoken_file = \"{}\"\n\
              scopes = [\"advice\", \"identity\", \"national-number\"]\norigins = {origins}\n\n\
              [[api.clients]]\nname = \"counter-page-advice\"\ntoken_file = \"{}\"\n\
-             scopes = [\"advice\"]\norigins = {origins}\n",
+             scopes = [\"advice\"]\norigins = {origins}\n\n{USE_CASES}",
             token_file("clerk", CLERK),
             token_file("advice-only", ADVICE_ONLY),
         );
-        let agent = ServedAgent::start_on(&pcscd, &upstream.url, &pki, &[], port, &clients);
+        // The specimen cards (alice-*) need their TEST root too.
+        let roots = ["eid-test-root-ca.crt"];
+        let agent = ServedAgent::start_on(&pcscd, &upstream.url, &pki, &roots, port, &clients);
         // The token files are read at start; the folder may go.
         drop(dir);
         Counter {
@@ -137,6 +139,24 @@ impl Counter {
         }
     }
 }
+
+/// The counter's catalogue: UiTPAS on both channels, the LEZ social tariff at the counter
+/// only, the free LEZ registration at the kiosk only (the counter page must not show it).
+const USE_CASES: &str = r#"
+[[use_cases]]
+id = "uitpas-kansentarief"
+labels = { nl = "UiTPAS met kansentarief", fr = "UiTPAS avec tarif réduit", de = "UiTPAS mit Ermäßigungstarif", en = "UiTPAS with reduced rate" }
+
+[[use_cases]]
+id = "lez-social-tariff"
+labels = { nl = "LEZ sociaal tarief", fr = "LEZ tarif social", de = "LEZ Sozialtarif", en = "LEZ social tariff" }
+channels = ["counter"]
+
+[[use_cases]]
+id = "lez-free-registration"
+labels = { nl = "Gratis LEZ-registratie", fr = "Enregistrement LEZ gratuit", de = "Kostenlose LEZ-Registrierung", en = "Free LEZ registration" }
+channels = ["kiosk"]
+"#;
 
 /// A JS expression: the page is connected to the agent's event stream.
 pub const ONLINE: &str = "document.getElementById('counter').dataset.connection === 'online'";

@@ -929,3 +929,57 @@ fn every_text_of_the_page_is_in_all_four_languages() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_agent_restarts_the_page_reconnects_and_shows_the_new_session() {
+    let mut counter = Counter::start(Reply::Decide("eligible")).await;
+    let browser = Browser::start(&[]).await;
+    emulate_viewport(&browser, 420, 1400).await;
+    browser.goto(&counter.page(CLERK, "lang=en")).await;
+    browser.wait_for(ONLINE, STEP).await;
+    let card = counter.pcscd.insert("gen-1.8-ec");
+    browser.wait_for(ADVISED, STEP).await;
+    let before = shown_session(&counter).await;
+    assert_eq!(
+        browser
+            .attribute("#counter", "data-session")
+            .await
+            .as_deref(),
+        Some(before.as_str())
+    );
+
+    // The stream ends with the agent; the page says so, buys a new ticket from the new
+    // agent, and its snapshot holds only the new session of the card still in the reader.
+    let restart = tokio::task::spawn_blocking(move || {
+        counter.restart();
+        counter
+    });
+    browser
+        .wait_for(
+            "document.getElementById('counter').dataset.connection === 'offline'",
+            STEP,
+        )
+        .await;
+    assert_eq!(
+        browser.text("#connection").await,
+        "Connection to the agent lost. Reconnecting…"
+    );
+    let counter = restart.await.unwrap();
+    browser.wait_for(ONLINE, STEP).await;
+    let after = browser
+        .wait_for(
+            &format!(
+                "(() => {{ const s = document.getElementById('counter').dataset.session; \
+                 return s && s !== '{before}' && ({ADVISED}) && s; }})()"
+            ),
+            STEP,
+        )
+        .await;
+    assert_eq!(after, shown_session(&counter).await.as_str());
+    assert_eq!(
+        use_case_text(&browser, UITPAS, ".verdict-text").await,
+        "Eligible"
+    );
+    take_out(card).await;
+    browser.wait_for(NO_CARD, STEP).await;
+}

@@ -173,6 +173,7 @@ function clearCard(said) {
   card = null;
   body.textContent = '';
   root.setAttribute('data-card', 'none');
+  root.removeAttribute('data-session');
   silence();
   if (hadFocus) $('card-title').focus();
   if (said) announce(t('announceRemoved'));
@@ -188,6 +189,7 @@ function renderCard() {
     return;
   }
   root.setAttribute('data-card', card.state);
+  root.setAttribute('data-session', card.session); // an id only: for support and tests
   if (!card.dom) {
     card.dom = buildCard($('card-body'), { askNumber: askNationalNumber, hideNumber: hideNationalNumber });
     card.dom.useCases = {};

@@ -39,7 +39,15 @@ pub struct Counter {
     pub pcscd: Pcscd,
     pub upstream: Upstream,
     pub pki: Pki,
+    /// The page's clients and the catalogue, as given to the agent (for a restart).
+    config: String,
+    port: u16,
+    /// The clients' token files.
+    _tokens: tempfile::TempDir,
 }
+
+/// The specimen cards (alice-*) need their TEST root too.
+const ROOTS: [&str; 1] = ["eid-test-root-ca.crt"];
 
 impl Counter {
     /// A counter whose rule service answers `reply`, with the page's two clients (their
@@ -66,17 +74,30 @@ impl Counter {
             token_file("clerk", CLERK),
             token_file("advice-only", ADVICE_ONLY),
         );
-        // The specimen cards (alice-*) need their TEST root too.
-        let roots = ["eid-test-root-ca.crt"];
-        let agent = ServedAgent::start_on(&pcscd, &upstream.url, &pki, &roots, port, &clients);
-        // The token files are read at start; the folder may go.
-        drop(dir);
+        let agent = ServedAgent::start_on(&pcscd, &upstream.url, &pki, &ROOTS, port, &clients);
         Counter {
             agent,
             pcscd,
             upstream,
             pki,
+            config: clients,
+            port,
+            _tokens: dir,
         }
+    }
+
+    /// Stops the agent and starts it again on the same port, as `systemctl restart` does:
+    /// its sessions end, and the card in the reader is read again under a new session.
+    pub fn restart(&mut self) {
+        self.agent.stop();
+        self.agent = ServedAgent::start_on(
+            &self.pcscd,
+            &self.upstream.url,
+            &self.pki,
+            &ROOTS,
+            self.port,
+            &self.config,
+        );
     }
 
     /// The counter page with this token in the fragment and `query` (e.g. `lang=en`).

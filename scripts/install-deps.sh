@@ -7,14 +7,18 @@
 #                          node for the polkit rule, systemd-analyze for the unit, cargo-deb
 #                          with dpkg-dev and binutils for the Debian package, procps for
 #                          kill and pgrep, debootstrap and systemd-container for the
-#                          booted Debian 13 of tests/debian13.rs)
+#                          booted Debian 13 of tests/debian13.rs, npm for the OpenAPI
+#                          linter of tests/openapi_lint.rs)
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(pcscd libpcsclite-dev pkgconf vsmartcard-vpcd util-linux coreutils)
 if [ "${1:-test}" = test ]; then
   packages+=(opensc openssl chromium chromium-driver fonts-dejavu-core
     nodejs systemd dpkg-dev binutils procps)
   packages+=(debootstrap systemd-container)
+  # npm: Debian's package, unless a node distribution that carries its own is installed.
+  command -v npm >/dev/null || packages+=(npm)
 fi
 
 missing=()
@@ -49,4 +53,18 @@ fi
 if [ "${1:-test}" = test ] && ! cargo deb --version >/dev/null 2>&1; then
   echo "installing: cargo-deb 3.8.0" >&2
   cargo install cargo-deb --version 3.8.0 --locked
+fi
+
+# tests/openapi_lint.rs lints the agent's OpenAPI document with this exact @redocly/cli
+# (scripts/openapi-lint/package-lock.json), installed into target/tools/openapi-lint rather
+# than globally; once there, the test needs no network.
+if [ "${1:-test}" = test ]; then
+  lint="$root/target/tools/openapi-lint"
+  if ! cmp -s "$root/scripts/openapi-lint/package-lock.json" "$lint/package-lock.json" \
+    || [ ! -x "$lint/node_modules/.bin/redocly" ]; then
+    echo "installing: @redocly/cli into $lint" >&2
+    mkdir -p "$lint"
+    cp "$root/scripts/openapi-lint/package.json" "$root/scripts/openapi-lint/package-lock.json" "$lint/"
+    npm ci --prefix "$lint" --ignore-scripts --no-audit --no-fund --loglevel=error
+  fi
 fi

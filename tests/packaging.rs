@@ -594,6 +594,8 @@ fn the_debian_package_installs_everything_and_enables_but_never_first_starts_the
         "hardware/chromium/beid-agent.json",
         "hardware/kiosk/beid-kiosk.service",
         "hardware/kiosk/beid-kiosk-start",
+        "hardware/counter/beid-counter-page",
+        "hardware/counter/beid-counter-page.desktop",
     ] {
         expected.insert(format!("{DOC}/{doc}"), "-rw-r--r--");
     }

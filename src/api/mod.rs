@@ -1,15 +1,18 @@
-//! api: the local HTTP API for POS clients and the kiosk page (docs/local-api.md).
+//! api: the local HTTP API for POS clients, the counter page and the kiosk page
+//! (docs/local-api.md).
 //!
 //! Loopback only, every request's Host checked, bearer tokens with scopes, Origin checked
 //! on every request that carries one, `Cache-Control: no-store` everywhere. Knows nothing
 //! of PC/SC or APDUs: it talks to the session [`Engine`]. The only module naming `axum`.
 
 mod clients;
+mod counter;
 mod error;
 mod events;
 mod guard;
 mod kiosk;
 mod openapi;
+mod pages;
 mod routes;
 pub mod views;
 
@@ -101,6 +104,9 @@ pub fn router(state: AppState) -> Router {
         .route("/kiosk/", get(kiosk::page))
         .route("/kiosk/kiosk.js", get(kiosk::script))
         .route("/kiosk/kiosk.css", get(kiosk::style))
+        .route("/counter", get(counter::redirect))
+        .route("/counter/", get(counter::page))
+        .route("/counter/{file}", get(counter::asset))
         .method_not_allowed_fallback(|| async { ApiError::METHOD })
         .merge(v1)
         .fallback(|| async { ApiError::NOT_FOUND })

@@ -127,6 +127,7 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
         ));
         out!("beid-agent (simulation) serving on http://127.0.0.1:{port}");
         out!("  kiosk page:  http://127.0.0.1:{port}/kiosk/#token={token}");
+        out!("  counter page: http://127.0.0.1:{port}/counter/#token={token}");
         out!(
             "  demo token:  {} (scopes advice, identity, national-number)",
             state_dir.join("demo-token").display()

@@ -48,14 +48,36 @@ impl ServedAgent {
         more_roots: &[&str],
         extra: &str,
     ) -> Self {
-        Self::start_with(pcscd, upstream_url, pki, more_roots, extra, None)
+        Self::start_with(
+            pcscd,
+            upstream_url,
+            pki,
+            more_roots,
+            super::free_port(),
+            extra,
+            None,
+        )
+    }
+
+    /// As [`ServedAgent::start_trusting`], listening on `port`: a client's `origins` can then
+    /// name the agent's own origin, as the agent's own pages need.
+    pub fn start_on(
+        pcscd: &Pcscd,
+        upstream_url: &str,
+        pki: &Pki,
+        more_roots: &[&str],
+        port: u16,
+        extra: &str,
+    ) -> Self {
+        Self::start_with(pcscd, upstream_url, pki, more_roots, port, extra, None)
     }
 
     /// As [`ServedAgent::start`], as a kiosk: a `config.d/` drop-in sets the device's
     /// channel, as a city's configuration management would.
     pub fn start_kiosk(pcscd: &Pcscd, upstream_url: &str, pki: &Pki, extra: &str) -> Self {
         let drop_in = "[device]\nchannel = \"kiosk\"\n";
-        Self::start_with(pcscd, upstream_url, pki, &[], extra, Some(drop_in))
+        let port = super::free_port();
+        Self::start_with(pcscd, upstream_url, pki, &[], port, extra, Some(drop_in))
     }
 
     fn start_with(
@@ -63,6 +85,7 @@ impl ServedAgent {
         upstream_url: &str,
         pki: &Pki,
         more_roots: &[&str],
+        port: u16,
         extra: &str,
         drop_in: Option<&str>,
     ) -> Self {
@@ -77,7 +100,6 @@ impl ServedAgent {
             .map(|name| format!(", \"{}\"", roots.join(name).display()))
             .collect();
         super::write_secret(&dir.path().join("token"), TOKEN);
-        let port = super::free_port();
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,

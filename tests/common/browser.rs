@@ -460,7 +460,9 @@ impl Browser {
         }
     }
 
-    async fn command(
+    /// One WebDriver command on this session (`path` after `/session/ID`), for helpers
+    /// that need more than the methods above.
+    pub async fn command(
         &self,
         method: reqwest::Method,
         path: &str,

@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod browser;
+pub mod counter_page;
 pub mod load;
 pub mod nspawn;
 pub mod package;

@@ -233,6 +233,9 @@ pub enum Reply {
     Stream { len: usize },
     /// 200 with `len` bytes and a Content-Length.
     Large { len: usize },
+    /// 200 on a status registered in a card system, as the city's gateway answers from
+    /// UiTPAS: basis `registered_status`; `not_eligible` with reasonCode `not_registered`.
+    Registered(&'static str),
 }
 
 #[derive(Default)]
@@ -470,6 +473,12 @@ async fn answer(
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(vec![b' '; len]))
             .unwrap(),
+        Reply::Registered(decision) => json(serde_json::json!({
+            "requestId": request_id,
+            "decision": decision,
+            "reasonCode": (decision == "not_eligible").then_some("not_registered"),
+            "basis": "registered_status",
+        })),
     }
 }
 

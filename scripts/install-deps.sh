@@ -4,10 +4,13 @@
 #   install-deps.sh run    what the agent needs to run with its simulated card
 #   install-deps.sh test   that, plus what the tests use (OpenSC as independent reader,
 #                          openssl for test keys, Chromium and its WebDriver for the pages,
-#                          node for the polkit rule, systemd-analyze for the unit, cargo-deb
-#                          with dpkg-dev and binutils for the Debian package, procps for
-#                          kill and pgrep, debootstrap and systemd-container for the
-#                          booted Debian 13 of tests/debian13.rs)
+#                          axe-core from npm for the kiosk page, node for the polkit rule,
+#                          systemd-analyze for the unit, cargo-deb with dpkg-dev and
+#                          binutils for the Debian package, procps for kill and pgrep,
+#                          debootstrap and systemd-container for the booted Debian 13 of
+#                          tests/debian13.rs)
+#   install-deps.sh speech what scripts/kiosk-speech.sh needs to make the kiosk's speech
+#                          clips (espeak-ng, opusenc); the tests never need it
 set -euo pipefail
 
 packages=(pcscd libpcsclite-dev pkgconf vsmartcard-vpcd util-linux coreutils)
@@ -15,6 +18,13 @@ if [ "${1:-test}" = test ]; then
   packages+=(opensc openssl chromium chromium-driver fonts-dejavu-core
     nodejs systemd dpkg-dev binutils procps)
   packages+=(debootstrap systemd-container)
+fi
+# NodeSource's nodejs brings npm; Debian's needs its own package.
+if [ "${1:-test}" = test ] && ! command -v npm >/dev/null; then
+  packages+=(npm)
+fi
+if [ "${1:-test}" = speech ]; then
+  packages+=(espeak-ng opus-tools)
 fi
 
 missing=()
@@ -49,4 +59,15 @@ fi
 if [ "${1:-test}" = test ] && ! cargo deb --version >/dev/null 2>&1; then
   echo "installing: cargo-deb 3.8.0" >&2
   cargo install cargo-deb --version 3.8.0 --locked
+fi
+
+# tests/kiosk.rs checks every state of the kiosk page with this exact axe-core (injected
+# through WebDriver, so the page's CSP stays as it is), installed globally with npm.
+AXE_CORE_VERSION=4.11.0
+if [ "${1:-test}" = test ]; then
+  installed=$(node -p "require('$(npm root --global)/axe-core/package.json').version" 2>/dev/null || true)
+  if [ "$installed" != "$AXE_CORE_VERSION" ]; then
+    echo "installing: axe-core $AXE_CORE_VERSION (npm, global)" >&2
+    npm install --global --no-fund --no-audit "axe-core@$AXE_CORE_VERSION" >/dev/null
+  fi
 fi

@@ -8,7 +8,7 @@ mod clients;
 mod error;
 mod events;
 mod guard;
-mod kiosk;
+pub mod kiosk;
 mod openapi;
 mod routes;
 pub mod views;
@@ -101,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route("/kiosk/", get(kiosk::page))
         .route("/kiosk/kiosk.js", get(kiosk::script))
         .route("/kiosk/kiosk.css", get(kiosk::style))
+        .route("/kiosk/speech/{language}/{clip}", get(kiosk::clip))
         .method_not_allowed_fallback(|| async { ApiError::METHOD })
         .merge(v1)
         .fallback(|| async { ApiError::NOT_FOUND })

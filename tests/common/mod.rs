@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod browser;
+pub mod kiosk;
 pub mod load;
 pub mod nspawn;
 pub mod package;

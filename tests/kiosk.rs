@@ -178,7 +178,10 @@ async fn a_citizen_sees_the_outcome_in_their_language_and_nothing_else() {
     );
     let href = browser.eval("return location.href").await;
     let href = href.as_str().unwrap();
-    assert!(!href.contains(&agent.token) && !href.contains("token="), "{href}");
+    assert!(
+        !href.contains(&agent.token) && !href.contains("token="),
+        "{href}"
+    );
     assert!(browser.displayed("#simulator").await);
     assert!(browser
         .text("#view-idle")
@@ -532,7 +535,12 @@ async fn a_keyboard_only_path_with_speech_reaches_the_outcome_and_the_clips_come
     press(&browser, &[key::ADD, key::ADD]).await;
     expected.extend(said("fr", &["volume"]));
     assert_eq!(wait_said(&browser, expected.len()).await, expected);
-    assert_eq!(browser.eval("return document.getElementById('voice').volume").await, 1.0);
+    assert_eq!(
+        browser
+            .eval("return document.getElementById('voice').volume")
+            .await,
+        1.0
+    );
 
     // The citizen's card: "reading" (the rule service holds its answer), then the outcome.
     agent.hold_advice();
@@ -573,7 +581,10 @@ async fn a_keyboard_only_path_with_speech_reaches_the_outcome_and_the_clips_come
     // 0 ends speech mode, and says so.
     press(&browser, &[key::NUMPAD_0]).await;
     browser
-        .wait_for("document.getElementById('kiosk').dataset.speech === 'off'", STEP)
+        .wait_for(
+            "document.getElementById('kiosk').dataset.speech === 'off'",
+            STEP,
+        )
         .await;
     let heard = wait_said(&browser, heard.len() + 1).await;
     assert_eq!(heard.last().unwrap(), "fr/speech.off");
@@ -596,7 +607,11 @@ async fn with_speech_output_none_the_outcome_stays_on_the_screen_only() {
     record_requests(&browser).await;
 
     // Keyboard only, through the screen's own button: Tab past the four languages, Enter.
-    press(&browser, &[key::TAB, key::TAB, key::TAB, key::TAB, key::TAB]).await;
+    press(
+        &browser,
+        &[key::TAB, key::TAB, key::TAB, key::TAB, key::TAB],
+    )
+    .await;
     assert_eq!(
         browser.eval("return document.activeElement.id").await,
         "speech"
@@ -622,7 +637,11 @@ async fn with_speech_output_none_the_outcome_stays_on_the_screen_only() {
     browser.wait_for(&shows_outcome("eligible"), STEP).await;
     expected.extend(said(
         "nl",
-        &["use-case.uitpas-kansentarief", "outcome.private", "take_card"],
+        &[
+            "use-case.uitpas-kansentarief",
+            "outcome.private",
+            "take_card",
+        ],
     ));
     assert_eq!(wait_said(&browser, expected.len()).await, expected);
 

@@ -236,7 +236,10 @@ impl InProcess {
     }
 
     pub fn remove(&self, reader: usize) {
-        self.running().readers.remove(Some(READERS[reader])).unwrap();
+        self.running()
+            .readers
+            .remove(Some(READERS[reader]))
+            .unwrap();
     }
 
     /// The public id of reader 0 or 1 (`?reader=`).

@@ -20,9 +20,9 @@
 mod common;
 use common::browser;
 use common::kiosk::{
-    audit_every_language, clips, key, out_of_order_for, press, ready, record_requests, said,
-    screens, shows, shows_outcome, use_case, InProcess, Served, Setup, OTHER_TOKEN, RECOVERY,
-    SILENT, STEP, USE_CASE,
+    audit_every_language, clips, key, kiosk_page, out_of_order_for, press, ready, record_requests,
+    said, screens, serve_kiosk, shows, shows_outcome, use_case, InProcess, Setup, OTHER_TOKEN,
+    RECOVERY, SILENT, STEP, USE_CASE,
 };
 use common::Pcscd;
 
@@ -148,6 +148,34 @@ async fn wait_said(browser: &Browser, count: usize) -> Vec<String> {
         )
         .await;
     clips(browser).await
+}
+
+/// An in-process kiosk agent set up so, and a browser on its page for `USE_CASE` with
+/// `query`, in service.
+async fn open_kiosk(setup: Setup, query: &str) -> (InProcess, Browser) {
+    let agent = InProcess::start(setup).await;
+    let browser = Browser::start(&[]).await;
+    browser
+        .goto(&agent.page(&format!("useCase={USE_CASE}&{query}")))
+        .await;
+    browser.wait_for(&ready(), STEP).await;
+    (agent, browser)
+}
+
+/// The citizen's card, in speech mode: "reading" said in full in `lang` (the rule service
+/// holds its answer meanwhile), then the outcome on screen.
+async fn insert_eligible_card(
+    agent: &InProcess,
+    browser: &Browser,
+    lang: &str,
+    expected: &mut Vec<String>,
+) {
+    agent.hold_advice();
+    agent.insert(0, "gen-1.8-ec");
+    expected.extend(said(lang, &["reading.title", "reading.text"]));
+    assert_eq!(wait_said(browser, expected.len()).await, *expected);
+    agent.release_advice();
+    browser.wait_for(&shows_outcome("eligible"), STEP).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,9 +375,9 @@ async fn each_cause_the_agent_decides_puts_the_kiosk_out_of_order_until_it_goes_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pcscd_down_or_no_reader_puts_the_kiosk_out_of_order_until_they_come_back() {
     let mut pcscd = Pcscd::start_without_readers();
-    let agent = Served::start(&pcscd);
+    let agent = serve_kiosk(&pcscd);
     let browser = Browser::start(&[]).await;
-    browser.goto(&agent.page("timeout=600")).await;
+    browser.goto(&kiosk_page(&agent.base, "timeout=600")).await;
     browser.wait_for(&out_of_order_for("no_reader"), STEP).await;
     assert!(!browser.displayed("#view-idle").await);
 
@@ -378,9 +406,9 @@ async fn pcscd_down_or_no_reader_puts_the_kiosk_out_of_order_until_they_come_bac
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn card_problems_are_worded_by_cause_and_followed_by_the_take_your_card_reminder() {
     let pcscd = Pcscd::start();
-    let agent = Served::start(&pcscd);
+    let agent = serve_kiosk(&pcscd);
     let browser = Browser::start(&[]).await;
-    browser.goto(&agent.page("timeout=600")).await;
+    browser.goto(&kiosk_page(&agent.base, "timeout=600")).await;
     browser.wait_for(&ready(), STEP).await;
 
     // (simulated fault, what the page calls it, words the citizen must read in Dutch)
@@ -413,12 +441,7 @@ async fn card_problems_are_worded_by_cause_and_followed_by_the_take_your_card_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_state_in_every_language_passes_axe_and_the_no_fits_in_two_lines() {
-    let agent = InProcess::start(Setup::default()).await;
-    let browser = Browser::start(&[]).await;
-    browser
-        .goto(&agent.page(&format!("useCase={USE_CASE}&timeout=600")))
-        .await;
-    browser.wait_for(&ready(), STEP).await;
+    let (agent, browser) = open_kiosk(Setup::default(), "timeout=600").await;
     audit_every_language(&browser, "idle", &ready()).await;
 
     agent.hold_advice();
@@ -490,12 +513,7 @@ async fn every_state_in_every_language_passes_axe_and_the_no_fits_in_two_lines()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyboard_only_path_with_speech_reaches_the_outcome_and_the_clips_come_in_order() {
-    let agent = InProcess::start(Setup::default()).await;
-    let browser = Browser::start(&[]).await;
-    browser
-        .goto(&agent.page(&format!("useCase={USE_CASE}&timeout=600")))
-        .await;
-    browser.wait_for(&ready(), STEP).await;
+    let (agent, browser) = open_kiosk(Setup::default(), "timeout=600").await;
     record_requests(&browser).await;
     assert!(clips(&browser).await.is_empty(), "silent until asked");
 
@@ -542,13 +560,7 @@ async fn a_keyboard_only_path_with_speech_reaches_the_outcome_and_the_clips_come
         1.0
     );
 
-    // The citizen's card: "reading" (the rule service holds its answer), then the outcome.
-    agent.hold_advice();
-    agent.insert(0, "gen-1.8-ec");
-    expected.extend(said("fr", &["reading.title", "reading.text"]));
-    assert_eq!(wait_said(&browser, expected.len()).await, expected);
-    agent.release_advice();
-    browser.wait_for(&shows_outcome("eligible"), STEP).await;
+    insert_eligible_card(&agent, &browser, "fr", &mut expected).await;
     expected.extend(said(
         "fr",
         &[
@@ -594,16 +606,11 @@ async fn a_keyboard_only_path_with_speech_reaches_the_outcome_and_the_clips_come
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_speech_output_none_the_outcome_stays_on_the_screen_only() {
-    let agent = InProcess::start(Setup {
+    let setup = Setup {
         speech_output: SpeechOutput::None,
         ..Setup::default()
-    })
-    .await;
-    let browser = Browser::start(&[]).await;
-    browser
-        .goto(&agent.page(&format!("useCase={USE_CASE}&timeout=600")))
-        .await;
-    browser.wait_for(&ready(), STEP).await;
+    };
+    let (agent, browser) = open_kiosk(setup, "timeout=600").await;
     record_requests(&browser).await;
 
     // Keyboard only, through the screen's own button: Tab past the four languages, Enter.
@@ -629,12 +636,7 @@ async fn with_speech_output_none_the_outcome_stays_on_the_screen_only() {
     );
     assert_eq!(wait_said(&browser, expected.len()).await, expected);
 
-    agent.hold_advice();
-    agent.insert(0, "gen-1.8-ec");
-    expected.extend(said("nl", &["reading.title", "reading.text"]));
-    assert_eq!(wait_said(&browser, expected.len()).await, expected);
-    agent.release_advice();
-    browser.wait_for(&shows_outcome("eligible"), STEP).await;
+    insert_eligible_card(&agent, &browser, "nl", &mut expected).await;
     expected.extend(said(
         "nl",
         &[
@@ -666,13 +668,8 @@ async fn with_speech_output_none_the_outcome_stays_on_the_screen_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kiosk_warns_before_starting_over_and_any_key_gives_more_time() {
-    let agent = InProcess::start(Setup::default()).await;
-    let browser = Browser::start(&[]).await;
     // A citizen's choices last 20 s without a card; the warning comes 10 s before the end.
-    browser
-        .goto(&agent.page(&format!("useCase={USE_CASE}&timeout=20")))
-        .await;
-    browser.wait_for(&ready(), STEP).await;
+    let (_agent, browser) = open_kiosk(Setup::default(), "timeout=20").await;
     record_requests(&browser).await;
     let warned = "document.getElementById('kiosk').dataset.warning === 'true'";
 
@@ -728,13 +725,8 @@ async fn the_kiosk_warns_before_starting_over_and_any_key_gives_more_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_follows_only_the_reader_named_in_its_address() {
-    let agent = InProcess::start(Setup::default()).await;
-    let browser = Browser::start(&[]).await;
     let second = InProcess::reader_id(1);
-    browser
-        .goto(&agent.page(&format!("useCase={USE_CASE}&reader={second}")))
-        .await;
-    browser.wait_for(&ready(), STEP).await;
+    let (agent, browser) = open_kiosk(Setup::default(), &format!("reader={second}")).await;
 
     // A card in the other reader (another citizen's): read by the agent, not shown here.
     agent.insert(0, "gen-1.8-ec");

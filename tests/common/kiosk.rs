@@ -3,15 +3,13 @@
 //! - [`InProcess`]: the agent in the test process on simulated readers, as a kiosk device,
 //!   restartable on its own port with another set-up (another token, use cases, speech
 //!   output) or stopped, with advice that can be held back to keep a card "reading";
-//! - [`Served`]: `beid-agent serve --config` as a kiosk on a test [`Pcscd`], whose daemon the
-//!   test stops, restarts and gives readers;
+//! - [`serve_kiosk`]: `beid-agent serve --config` as a kiosk on a test [`Pcscd`], whose
+//!   daemon the test stops, restarts and gives readers;
 //! - what a test does to the page beyond [`Browser`]: keys pressed as a keypad would, the
 //!   axe-core audit (injected through WebDriver: the page's CSP stays as it is), the speech
 //!   clips it requested, screenshots of each state.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +24,7 @@ use beid_agent::metrics::Metrics;
 use beid_agent::session::{reader_id, Engine, EngineSettings, SpeechOutput};
 use beid_agent::sim::SimulatedReaders;
 
+use super::agent::ServedAgent;
 use super::browser::Browser;
 use super::Pcscd;
 
@@ -269,7 +268,7 @@ impl InProcess {
 
     /// The kiosk page with the kiosk's token, and `query` (`useCase=...&lang=...`).
     pub fn page(&self, query: &str) -> String {
-        format!("{}/kiosk/?{query}#token={TOKEN}", self.base)
+        kiosk_page(&self.base, query)
     }
 }
 
@@ -304,75 +303,37 @@ pub fn use_case(id: &str, channels: Vec<Channel>) -> UseCase {
 // The agent as deployed, on a test pcscd
 
 /// `beid-agent serve --config` as a kiosk device on `pcscd`, asking the simulated rule
-/// service; killed when dropped.
-pub struct Served {
-    child: Child,
-    pub base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Served {
-    pub fn start(pcscd: &Pcscd) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("beid-kiosk-")
-            .tempdir()
-            .unwrap();
-        super::write_secret(&dir.path().join("token"), TOKEN);
-        let port = super::free_port();
-        let roots = super::fixtures().join("test-pki");
-        let config = dir.path().join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[upstream]\nkind = \"simulated\"\n\n\
-                 [device]\nid = \"kiosk-1\"\nchannel = \"kiosk\"\n\n\
-                 [trust]\nextra_roots = [\"{}\", \"{}\"]\n\n\
-                 [api]\nlisten = \"127.0.0.1:{port}\"\n\n\
-                 [[api.clients]]\nname = \"kiosk\"\ntoken_file = \"token\"\nscopes = [\"advice\"]\n\
-                 origins = [\"http://127.0.0.1:{port}\", \"http://localhost:{port}\"]\n\n\
-                 [kiosk]\nspeech_output = \"headset\"\n",
-                roots.join("gen-root-ca4.der").display(),
-                roots.join("gen-root-ca6.der").display(),
-            ),
-        )
+/// service, its kiosk client's token [`TOKEN`]; killed when dropped.
+pub fn serve_kiosk(pcscd: &Pcscd) -> ServedAgent {
+    let dir = tempfile::Builder::new()
+        .prefix("beid-kiosk-")
+        .tempdir()
         .unwrap();
-        let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-        let mut child = pcscd
-            .agent()
-            .args(["serve", "--config"])
-            .arg(&config)
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut banner = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut banner)
-            .unwrap();
-        assert!(
-            banner.contains("serving on"),
-            "serve did not start: {banner:?}\n{}",
-            std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default()
-        );
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
+    super::write_secret(&dir.path().join("token"), TOKEN);
+    let port = super::free_port();
+    let roots = super::fixtures().join("test-pki");
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[upstream]\nkind = \"simulated\"\n\n\
+             [device]\nid = \"kiosk-1\"\nchannel = \"kiosk\"\n\n\
+             [trust]\nextra_roots = [\"{}\", \"{}\"]\n\n\
+             [api]\nlisten = \"127.0.0.1:{port}\"\n\n\
+             [[api.clients]]\nname = \"kiosk\"\ntoken_file = \"token\"\nscopes = [\"advice\"]\n\
+             origins = [\"http://127.0.0.1:{port}\", \"http://localhost:{port}\"]\n\n\
+             [kiosk]\nspeech_output = \"headset\"\n",
+            roots.join("gen-root-ca4.der").display(),
+            roots.join("gen-root-ca6.der").display(),
+        ),
+    )
+    .unwrap();
+    ServedAgent::serve(pcscd, dir, port)
+}
 
-    pub fn page(&self, query: &str) -> String {
-        format!("{}/kiosk/?{query}#token={TOKEN}", self.base)
-    }
+/// The kiosk page of the agent at `base` with the kiosk's token, and `query`
+/// (`useCase=...&lang=...`).
+pub fn kiosk_page(base: &str, query: &str) -> String {
+    format!("{base}/kiosk/?{query}#token={TOKEN}")
 }
 
 impl Pcscd {

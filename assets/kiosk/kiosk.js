@@ -67,7 +67,7 @@
     useCase: null, // {id, labels}
     useCaseProblem: null, // use_case_unknown | use_case_not_on_kiosk
     speechOutput: 'headset', // headset | speaker | none
-    simulator: false
+    channelWarned: false // a counter device serving the kiosk page is said once
   };
   // The card this page follows. `view` is what it shows for it: reading | outcome | error.
   const NO_CARD = { session: null, reader: null, asked: null, view: null, decision: null, errorKind: null };

@@ -4,11 +4,14 @@
 #   install-deps.sh run    what the agent needs to run with its simulated card
 #   install-deps.sh test   that, plus what the tests use (OpenSC as independent reader,
 #                          openssl for test keys, Chromium and its WebDriver for the pages,
-#                          node for the polkit rule, systemd-analyze for the unit, cargo-deb
-#                          with dpkg-dev and binutils for the Debian package, procps for
-#                          kill and pgrep, debootstrap and systemd-container for the
-#                          booted Debian 13 of tests/debian13.rs, npm for the OpenAPI
-#                          linter of tests/openapi_lint.rs)
+#                          axe-core from npm for the kiosk page, node for the polkit rule,
+#                          systemd-analyze for the unit, cargo-deb with dpkg-dev and
+#                          binutils for the Debian package, procps for kill and pgrep,
+#                          debootstrap and systemd-container for the booted Debian 13 of
+#                          tests/debian13.rs, npm for the OpenAPI linter of
+#                          tests/openapi_lint.rs)
+#   install-deps.sh speech what scripts/kiosk-speech.sh needs to make the kiosk's speech
+#                          clips (espeak-ng, opusenc); the tests never need it
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -19,6 +22,13 @@ if [ "${1:-test}" = test ]; then
   packages+=(debootstrap systemd-container)
   # npm: Debian's package, unless a node distribution that carries its own is installed.
   command -v npm >/dev/null || packages+=(npm)
+fi
+# NodeSource's nodejs brings npm; Debian's needs its own package.
+if [ "${1:-test}" = test ] && ! command -v npm >/dev/null; then
+  packages+=(npm)
+fi
+if [ "${1:-test}" = speech ]; then
+  packages+=(espeak-ng opus-tools)
 fi
 
 missing=()
@@ -66,5 +76,16 @@ if [ "${1:-test}" = test ]; then
     mkdir -p "$lint"
     cp "$root/scripts/openapi-lint/package.json" "$root/scripts/openapi-lint/package-lock.json" "$lint/"
     npm ci --prefix "$lint" --ignore-scripts --no-audit --no-fund --loglevel=error
+  fi
+fi
+
+# tests/kiosk.rs checks every state of the kiosk page with this exact axe-core (injected
+# through WebDriver, so the page's CSP stays as it is), installed globally with npm.
+AXE_CORE_VERSION=4.11.0
+if [ "${1:-test}" = test ]; then
+  installed=$(node -p "require('$(npm root --global)/axe-core/package.json').version" 2>/dev/null || true)
+  if [ "$installed" != "$AXE_CORE_VERSION" ]; then
+    echo "installing: axe-core $AXE_CORE_VERSION (npm, global)" >&2
+    npm install --global --no-fund --no-audit "axe-core@$AXE_CORE_VERSION" >/dev/null
   fi
 fi

@@ -10,7 +10,7 @@ mod counter;
 mod error;
 mod events;
 mod guard;
-mod kiosk;
+pub mod kiosk;
 mod openapi;
 mod pages;
 mod routes;
@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .route("/counter", get(counter::redirect))
         .route("/counter/", get(counter::page))
         .route("/counter/{file}", get(counter::asset))
+        .route("/kiosk/speech/{language}/{clip}", get(kiosk::clip))
         .method_not_allowed_fallback(|| async { ApiError::METHOD })
         .merge(v1)
         .fallback(|| async { ApiError::NOT_FOUND })

@@ -15,8 +15,8 @@ use super::error::ApiError;
 use super::guard::Caller;
 use super::views::{
     read_summary, AdviceBody, AdviceView, AuthenticityView, CardView, CounterView,
-    DeviationReasonView, IdentityView, InsertBody, InsertedView, NationalNumberView, OutcomeBody,
-    OutcomeView, RemoveBody, SessionView, StatusView, UpstreamView, UseCaseView,
+    DeviationReasonView, IdentityView, InsertBody, InsertedView, KioskView, NationalNumberView,
+    OutcomeBody, OutcomeView, RemoveBody, SessionView, StatusView, UpstreamView, UseCaseView,
 };
 use super::AppState;
 use crate::advice::{Channel, Labels};
@@ -75,6 +75,9 @@ pub async fn status(
                 })
                 .collect(),
             reason_codes: settings.counter.reason_codes.clone(),
+        },
+        kiosk: KioskView {
+            speech_output: settings.kiosk.speech_output,
         },
     }))
 }

@@ -49,6 +49,8 @@ pub struct EngineSettings {
     pub audit: Option<Arc<crate::audit::AuditLog>>,
     /// Deviation reasons and the clerk's labels for reason codes.
     pub counter: CounterCatalogue,
+    /// What the kiosk page needs (`[kiosk]`).
+    pub kiosk: super::KioskSettings,
 }
 
 /// Why the simulated settings could not be built.
@@ -81,6 +83,7 @@ impl EngineSettings {
             auto_advice: Vec::new(),
             audit: None,
             counter: CounterCatalogue::default(),
+            kiosk: super::KioskSettings::default(),
         })
     }
 }

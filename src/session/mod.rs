@@ -11,6 +11,7 @@ mod engine;
 mod engine_tests;
 mod events;
 mod ids;
+mod kiosk;
 mod outcome;
 mod read;
 
@@ -24,5 +25,6 @@ pub use engine::{
     ReaderView, Session, SimulationError, Snapshot,
 };
 pub use events::{EngineEvent, Published};
+pub use kiosk::{KioskSettings, SpeechOutput};
 pub use outcome::{CounterCatalogue, DeviationReason, OutcomeInput, Recorded, MAX_NOTE_CHARS};
 pub use read::{on_card, read_and_verify, CardRead};

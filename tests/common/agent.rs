@@ -117,12 +117,17 @@ impl ServedAgent {
             ),
         )
         .unwrap();
+        Self::serve(pcscd, dir, port)
+    }
+
+    /// Serves `dir/config.toml` (which listens on `port`) on `pcscd`, state in `dir/state`.
+    pub fn serve(pcscd: &Pcscd, dir: tempfile::TempDir, port: u16) -> Self {
         // Trace level, JSON: what the agent logs is checked for personal data.
         let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
         let mut child = pcscd
             .agent()
             .args(["-vv", "--log-format", "json", "serve", "--config"])
-            .arg(&config)
+            .arg(dir.path().join("config.toml"))
             .arg("--state-dir")
             .arg(dir.path().join("state"))
             .stdout(Stdio::piped())

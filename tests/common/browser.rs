@@ -460,8 +460,8 @@ impl Browser {
         }
     }
 
-    /// One WebDriver command on this session (`path` after `/session/ID`), for helpers
-    /// that need more than the methods above.
+    /// One WebDriver command on this session (`path` after `/session/ID`), for what the
+    /// methods here do not cover (`tests/common/kiosk.rs`: key presses, axe-core).
     pub async fn command(
         &self,
         method: reqwest::Method,

@@ -13,6 +13,7 @@
 pub mod agent;
 pub mod browser;
 pub mod counter_page;
+pub mod kiosk;
 pub mod load;
 pub mod nspawn;
 pub mod package;

@@ -349,6 +349,32 @@ impl Engine {
         readers_of(&self.lock())
     }
 
+    /// What the metrics report as true now: pcscd, readers, cards, the upstream's circuit
+    /// and certificates, who this device is.
+    pub fn gauges(&self) -> crate::metrics::Gauges {
+        let (pcscd_up, readers, cards) = {
+            let state = self.lock();
+            let cards = state
+                .readers
+                .iter()
+                .filter(|(name, session)| {
+                    session.is_some() || state.reader_errors.contains_key(*name)
+                })
+                .count();
+            (state.pcscd_up, state.readers.len(), cards)
+        };
+        let settings = self.settings();
+        crate::metrics::Gauges {
+            device_id: settings.device_id.clone(),
+            channel: settings.channel,
+            pcscd_up,
+            readers,
+            cards,
+            upstream: settings.advice.status(),
+            certificates: settings.advice.certificate_expiry(),
+        }
+    }
+
     /// Everything at once, consistent with the event ids: subscribe first, then take the
     /// snapshot, then skip received events whose id is not above [`Snapshot::last_event`].
     pub fn snapshot(&self) -> Snapshot {

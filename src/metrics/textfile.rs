@@ -3,18 +3,19 @@
 //! loopback.
 //!
 //! node_exporter reads every `*.prom` file of its folder at each scrape, so a file must
-//! never be seen half written: each write goes to a temporary file in the same folder
-//! (named `.NAME.PID.tmp`, which node_exporter ignores), is synced, then renamed over the
-//! file, and the folder is synced. A crash can leave a temporary file behind; the writer
-//! removes those when it starts. The file is readable by everyone (mode 0644): it holds no
-//! personal data, and node_exporter runs as another user.
+//! never be seen half written: each write replaces it atomically ([`atomic_file`]: a
+//! temporary `.NAME.PID.tmp` that node_exporter ignores, synced, renamed). A crash can leave
+//! a temporary file behind; the writer removes those when it starts. The file is readable
+//! by everyone (mode 0644): it holds no personal data, and node_exporter runs as another
+//! user.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::watch;
+
+use crate::atomic_file;
 
 /// Where and how often to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,50 +24,9 @@ pub struct TextfileSettings {
     pub interval: Duration,
 }
 
-/// Replaces the file at `path` with `text`, atomically (see the [module docs](self)).
-pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
-    let temporary = temporary_path(path)?;
-    let written = (|| {
-        let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
-        let mut file = options.open(&temporary)?;
-        // The agent's umask (0077) would make it unreadable to node_exporter.
-        #[cfg(unix)]
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)
-    })();
-    if let Err(error) = written {
-        let _ = fs::remove_file(&temporary);
-        return Err(error);
-    }
-    if let Some(folder) = folder_of(path) {
-        File::open(folder)?.sync_all()?;
-    }
-    Ok(())
-}
-
-/// Removes the temporary files of earlier writers of `path` that a crash left behind (any
-/// process id). Returns how many were removed.
-pub fn remove_stale_temporaries(path: &Path) -> io::Result<usize> {
-    let (prefix, folder) = (
-        temporary_prefix(path)?,
-        folder_of(path).unwrap_or(Path::new(".")),
-    );
-    let mut removed = 0;
-    for entry in fs::read_dir(folder)? {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(&prefix) && name.ends_with(".tmp") {
-            fs::remove_file(folder.join(&*name))?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
+/// The file's permissions: readable by node_exporter, which runs as another user (the
+/// agent's umask is 0077). It holds no personal data.
+const MODE: u32 = 0o644;
 
 /// Writes `render()` every interval for as long as it runs, following `settings` as reloads
 /// change them: a new path or interval applies at once, and a file the agent no longer
@@ -99,7 +59,10 @@ pub async fn keep_written(
         };
         let text = render();
         let target = current.path.clone();
-        let outcome = tokio::task::spawn_blocking(move || write_atomically(&target, &text)).await;
+        let outcome = tokio::task::spawn_blocking(move || {
+            atomic_file::replace(&target, text.as_bytes(), MODE)
+        })
+        .await;
         match outcome {
             Ok(Ok(())) => {
                 if failing {
@@ -126,7 +89,7 @@ pub async fn keep_written(
 /// Removes what a crash left beside `path`, logging what was done.
 async fn clean(path: PathBuf) {
     let shown = path.display().to_string();
-    match tokio::task::spawn_blocking(move || remove_stale_temporaries(&path)).await {
+    match tokio::task::spawn_blocking(move || atomic_file::remove_stale_temporaries(&path)).await {
         Ok(Ok(0)) | Err(_) => {}
         Ok(Ok(removed)) => {
             tracing::info!(path = %shown, removed, "removed temporary metrics files left by a crash");
@@ -140,7 +103,7 @@ async fn clean(path: PathBuf) {
 /// Removes the file a reload moved away from.
 async fn remove_replaced(path: PathBuf) {
     let shown = path.display().to_string();
-    match tokio::task::spawn_blocking(move || fs::remove_file(&path)).await {
+    match tokio::task::spawn_blocking(move || std::fs::remove_file(&path)).await {
         Ok(Ok(())) => {
             tracing::info!(path = %shown, "removed the metrics textfile no longer written")
         }
@@ -152,30 +115,11 @@ async fn remove_replaced(path: PathBuf) {
     }
 }
 
-fn folder_of(path: &Path) -> Option<&Path> {
-    path.parent()
-        .filter(|folder| !folder.as_os_str().is_empty())
-}
-
-/// `.NAME.`: what every temporary file of `path` starts with.
-fn temporary_prefix(path: &Path) -> io::Result<String> {
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} names no file", path.display()),
-        )
-    })?;
-    Ok(format!(".{}.", name.to_string_lossy()))
-}
-
-fn temporary_path(path: &Path) -> io::Result<PathBuf> {
-    let name = format!("{}{}.tmp", temporary_prefix(path)?, std::process::id());
-    Ok(path.with_file_name(name))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::Path;
 
     fn names(folder: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(folder)
@@ -184,60 +128,6 @@ mod tests {
             .collect();
         names.sort();
         names
-    }
-
-    #[test]
-    fn a_write_replaces_the_file_readable_by_all_and_leaves_nothing_beside_it() {
-        let folder = tempfile::tempdir().unwrap();
-        let path = folder.path().join("beid_agent.prom");
-        write_atomically(&path, "beid_pcscd_up 0\n").unwrap();
-        write_atomically(&path, "beid_pcscd_up 1\n").unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "beid_pcscd_up 1\n");
-        assert_eq!(names(folder.path()), ["beid_agent.prom"]);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o644, "node_exporter runs as another user");
-        }
-    }
-
-    #[test]
-    fn a_failed_write_leaves_the_old_file_and_no_temporary() {
-        let folder = tempfile::tempdir().unwrap();
-        let path = folder.path().join("beid_agent.prom");
-        write_atomically(&path, "beid_pcscd_up 1\n").unwrap();
-        // A folder where the file should be: the rename fails.
-        let blocked = folder.path().join("blocked.prom");
-        fs::create_dir(&blocked).unwrap();
-        fs::write(blocked.join("inside"), "x").unwrap();
-        assert!(write_atomically(&blocked, "beid_pcscd_up 0\n").is_err());
-        assert_eq!(names(folder.path()), ["beid_agent.prom", "blocked.prom"]);
-        assert_eq!(fs::read_to_string(&path).unwrap(), "beid_pcscd_up 1\n");
-    }
-
-    #[test]
-    fn temporaries_left_by_a_crash_are_removed_and_nothing_else() {
-        let folder = tempfile::tempdir().unwrap();
-        let path = folder.path().join("beid_agent.prom");
-        for name in [
-            ".beid_agent.prom.4242.tmp",
-            ".beid_agent.prom.7.tmp",
-            "beid_agent.prom",
-            "node_other.prom",
-            ".node_other.prom.4242.tmp",
-        ] {
-            fs::write(folder.path().join(name), "x").unwrap();
-        }
-        assert_eq!(remove_stale_temporaries(&path).unwrap(), 2);
-        assert_eq!(
-            names(folder.path()),
-            [
-                ".node_other.prom.4242.tmp",
-                "beid_agent.prom",
-                "node_other.prom"
-            ]
-        );
     }
 
     /// Waits (bounded) for a condition on the file system.

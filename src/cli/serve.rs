@@ -121,7 +121,8 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Other(e.to_string()))?
         .port();
     let mut clients = agent.clients;
-    if args.simulate {
+    // Printed once everything runs: whoever waits for it may use the agent at once.
+    let banner = if args.simulate {
         let token = demo_token(&state_dir)?;
         let mut origins = vec![
             format!("http://127.0.0.1:{port}"),
@@ -138,15 +139,15 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
             vec![Scope::Advice, Scope::Identity, Scope::NationalNumber],
             origins,
         ));
-        out!("beid-agent (simulation) serving on http://127.0.0.1:{port}");
-        out!("  kiosk page:  http://127.0.0.1:{port}/kiosk/#token={token}");
-        out!(
-            "  demo token:  {} (scopes advice, identity, national-number)",
+        format!(
+            "beid-agent (simulation) serving on http://127.0.0.1:{port}\n  \
+             kiosk page:  http://127.0.0.1:{port}/kiosk/#token={token}\n  \
+             demo token:  {} (scopes advice, identity, national-number)",
             state_dir.join("demo-token").display()
-        );
+        )
     } else {
-        out!("beid-agent serving on http://127.0.0.1:{port}");
-    }
+        format!("beid-agent serving on http://127.0.0.1:{port}")
+    };
     let metrics = Arc::new(Metrics::default());
     let engine = Engine::start(agent.backend, agent.settings, metrics.clone())
         .map_err(|e| Failure::Other(format!("cannot start the card engine: {e}")))?;
@@ -180,6 +181,7 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
     ));
     let serving = format!("serving on 127.0.0.1:{port}");
     let reload_loop = tokio::spawn(reload::on_hangup(hangups, reloader, serving.clone()));
+    out!("{banner}");
     tracing::info!(port, "ready");
     super::systemd::ready(&serving);
     super::systemd::spawn_watchdog();

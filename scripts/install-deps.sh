@@ -7,7 +7,8 @@
 #                          node for the polkit rule, systemd-analyze for the unit, cargo-deb
 #                          with dpkg-dev and binutils for the Debian package, procps for
 #                          kill and pgrep, debootstrap and systemd-container for the
-#                          booted Debian 13 of tests/debian13.rs)
+#                          booted Debian 13 of tests/debian13.rs, prometheus for promtool
+#                          in tests/monitoring.rs)
 set -euo pipefail
 
 packages=(pcscd libpcsclite-dev pkgconf vsmartcard-vpcd util-linux coreutils)
@@ -15,6 +16,9 @@ if [ "${1:-test}" = test ]; then
   packages+=(opensc openssl chromium chromium-driver fonts-dejavu-core
     nodejs systemd dpkg-dev binutils procps)
   packages+=(debootstrap systemd-container)
+  # promtool (check metrics, check and test rules). The package also brings a Prometheus
+  # server; where systemd runs, its postinst starts it on :9090 (stop it if unwanted).
+  packages+=(prometheus)
 fi
 
 missing=()

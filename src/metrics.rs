@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::advice::{CertificateExpiry, Channel, CircuitState, Decision, OutcomeDelivery};
+use crate::advice::{CertificateExpiry, Channel, CircuitState, Decision, OutcomeDelivery, Reason};
 use crate::advice::{ServiceKind, ServiceStatus};
 use beid_core::contract::StaffDecision;
 
@@ -77,6 +77,8 @@ pub struct Metrics {
     reads_failed: AtomicU64,
     verification_failures: AtomicU64,
     advice: [AtomicU64; 3],
+    /// Unknown advice by reason code (a bounded set: `Reason::code`).
+    unknown: Mutex<BTreeMap<&'static str, u64>>,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -134,6 +136,17 @@ impl Metrics {
             latency.as_micros().min(u128::from(u64::MAX)) as u64,
             Ordering::Relaxed,
         );
+    }
+
+    /// Why an advice was unknown, so that the fleet tells the rule service's trouble
+    /// (`upstream_*`, `circuit_open`) from the cards' (`card_expired`, ...).
+    pub fn unknown(&self, reason: Reason) {
+        *self
+            .unknown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(reason.code())
+            .or_default() += 1;
     }
 
     /// A clerk's outcome. Use cases and deviation reasons are configured ids, never
@@ -236,6 +249,23 @@ impl Metrics {
                 out,
                 "beid_advice_total{{decision=\"{name}\"}} {}",
                 get(counter)
+            );
+        }
+        family(
+            &mut out,
+            "beid_advice_unknown_total",
+            "counter",
+            "Unknown advice by reason (upstream_* and circuit_open: the rule service could not decide).",
+        );
+        for (reason, count) in self
+            .unknown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "beid_advice_unknown_total{{reason=\"{reason}\"}} {count}"
             );
         }
         let _ = writeln!(out, "# HELP beid_advice_latency_seconds Time to decide an advice (upstream included).\n# TYPE beid_advice_latency_seconds histogram");
@@ -525,6 +555,7 @@ mod tests {
         metrics.read(true, true);
         metrics.advice(Decision::Eligible, Duration::from_millis(20));
         metrics.advice(Decision::Unknown, Duration::from_secs(3));
+        metrics.unknown(Reason::UpstreamTimeout);
         metrics.request("/v1/status", 200);
         metrics.outcome(
             "uitpas-kansentarief",
@@ -544,6 +575,7 @@ mod tests {
         assert!(text.contains("beid_advice_latency_seconds_bucket{le=\"0.025\"} 1"));
         assert!(text.contains("beid_advice_latency_seconds_bucket{le=\"5\"} 2"));
         assert!(text.contains("beid_advice_latency_seconds_count 2"));
+        assert!(text.contains("beid_advice_unknown_total{reason=\"upstream_timeout\"} 1"));
         assert!(text.contains("beid_api_requests_total{route=\"/v1/status\",status=\"200\"} 1"));
     }
 

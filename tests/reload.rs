@@ -18,32 +18,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::{ServedAgent, TOKEN};
+use agent::{sample, ServedAgent, TOKEN};
 use common::Pcscd;
 use serde_json::{json, Value};
 use upstream::{Pki, Reply, Upstream};
 
 /// The token the rotation brings (as `openssl rand -hex 32` makes them).
 const ROTATED: &str = "9f2b7c4e1a8d3f6b0c5e2a7d9b4f1c8e3a6d0b5f2c9e7a4d1b8f3c6e0a5d2b7f";
-/// The metrics client's token.
-const METRICS: &str = "3d8a1f6c9e2b5d0a7f4c1e8b3a6d9f2c5e0b7a4d1f8c3e6b9a2d5f0c7e4b1a8d";
 const USE_CASE: &str = "uitpas-kansentarief";
 /// How long a reload may take to be told in the state file.
 const RELOAD_LIMIT: Duration = Duration::from_secs(20);
 
 /// A served agent with a metrics client beside the counter.
 fn serve(pcscd: &Pcscd, server: &Upstream, pki: &Pki, secrets: &Path) -> ServedAgent {
-    let metrics_token = secrets.join("metrics-token");
-    common::write_secret(&metrics_token, METRICS);
-    ServedAgent::start(
-        pcscd,
-        &server.url,
-        pki,
-        &format!(
-            "[[api.clients]]\nname = \"prometheus\"\ntoken_file = \"{}\"\nscopes = [\"metrics\"]\n",
-            metrics_token.display()
-        ),
-    )
+    ServedAgent::start(pcscd, &server.url, pki, &agent::metrics_client(secrets))
 }
 
 /// The agent's configuration state (`config-state.json`).
@@ -80,26 +68,6 @@ async fn status_of(agent: &ServedAgent, path: &str, token: &str) -> u16 {
         .unwrap()
         .status()
         .as_u16()
-}
-
-async fn metrics(agent: &ServedAgent) -> String {
-    let response = agent
-        .http
-        .get(format!("{}/metrics", agent.base))
-        .bearer_auth(METRICS)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.text().await.unwrap()
-}
-
-/// The value of the sample whose line starts with `name` (labels included).
-fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|line| line.starts_with(name) && line[name.len()..].starts_with(' '))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
 }
 
 /// POS traffic with one token until told to stop: the statuses it got, and every request
@@ -161,7 +129,7 @@ async fn a_rotated_token_and_a_renewed_certificate_take_effect_under_load_and_no
     let session = read["session"].as_str().unwrap().to_owned();
     let advice = events.until("advice").await;
     assert_eq!(advice["session"], session.as_str());
-    let before = metrics(&agent).await;
+    let before = agent.metrics().await;
     assert_eq!(
         sample(&before, "beid_config_reloads_total{result=\"success\"}"),
         Some(0.0)
@@ -257,7 +225,7 @@ async fn a_rotated_token_and_a_renewed_certificate_take_effect_under_load_and_no
         .await
         .unwrap();
     assert_eq!(asked.status(), 200);
-    let after = metrics(&agent).await;
+    let after = agent.metrics().await;
     assert_eq!(
         sample(
             &after,
@@ -329,7 +297,7 @@ async fn a_broken_configuration_is_refused_whole_and_the_running_one_stays() {
     );
     assert_eq!(agent.pid(), pid);
     assert!(agent.is_running());
-    let text = metrics(&agent).await;
+    let text = agent.metrics().await;
     assert_eq!(
         sample(&text, "beid_config_reloads_total{result=\"failure\"}"),
         Some(1.0)
@@ -401,7 +369,7 @@ async fn keys_a_reload_cannot_apply_wait_for_a_restart_and_the_rest_applies() {
     );
     // Still on its port, with the rotated token.
     assert_eq!(status_of(&agent, "/v1/readers", ROTATED).await, 200);
-    let text = metrics(&agent).await;
+    let text = agent.metrics().await;
     assert_eq!(sample(&text, "beid_config_restart_pending"), Some(1.0));
     assert!(agent.log().contains("take effect at the next restart"));
     let health = diagnose_health(&pcscd, &agent).await;

@@ -444,6 +444,9 @@ impl Engine {
                 self.inner
                     .metrics
                     .advice(advice.decision(), advice.latency());
+                if let Some(reason) = advice.reason() {
+                    self.inner.metrics.unknown(reason);
+                }
                 tracing::info!(
                     session = %session.id,
                     reader = %reader_id(&session.reader),

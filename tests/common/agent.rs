@@ -16,6 +16,31 @@ use super::Pcscd;
 
 /// A token as `openssl rand -hex 32` makes them (the agent refuses weak ones).
 pub const TOKEN: &str = "5c1e9a0f7b3d2e8c4a6f1b9d0e7c3a5f8b2d4e6a1c9f0b7e3d5a2c8f6e4b1d09";
+/// The token of the `prometheus` client (scope `metrics`) of [`metrics_client`].
+pub const METRICS_TOKEN: &str = "3d8a1f6c9e2b5d0a7f4c1e8b3a6d9f2c5e0b7a4d1f8c3e6b9a2d5f0c7e4b1a8d";
+
+/// Configuration for a `prometheus` client that may scrape `/metrics`, its token written
+/// into `dir`: append it to [`ServedAgent::start`]'s `extra`.
+pub fn metrics_client(dir: &std::path::Path) -> String {
+    let token = dir.join("metrics-token");
+    super::write_secret(&token, METRICS_TOKEN);
+    format!(
+        "[[api.clients]]\nname = \"prometheus\"\ntoken_file = \"{}\"\nscopes = [\"metrics\"]\n\n",
+        token.display()
+    )
+}
+
+/// The value of the sample on the line that starts with `name` (labels included) and a
+/// space, in Prometheus text.
+pub fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' '))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
 
 /// A running `serve`; killed when dropped.
 pub struct ServedAgent {
@@ -151,6 +176,19 @@ impl ServedAgent {
             .send()
             .await
             .unwrap()
+    }
+
+    /// `GET /metrics` as the [`metrics_client`] scrapes it.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET /metrics");
+        response.text().await.unwrap()
     }
 
     /// A subscription to the event stream (ticket, then SSE).

@@ -33,20 +33,6 @@ use nspawn::{Container, RootRecipe};
 use upstream::{Pki, Reply, Upstream};
 
 const SUITE: &str = "trixie";
-/// The booted system: systemd with logind (polkitd depends on it), polkit-gated pcscd, the
-/// vpcd driver; the agent's own `Depends` are added from the package.
-const SYSTEM: [&str; 10] = [
-    "systemd",
-    "systemd-sysv",
-    "dbus",
-    "libpam-systemd",
-    "pcscd",
-    "polkitd",
-    "libpcsclite1",
-    "vsmartcard-vpcd",
-    "curl",
-    "ca-certificates",
-];
 const POLKIT_RULE: &str = "/usr/share/polkit-1/rules.d/60-beid-agent.rules";
 const STATE: &str = "/var/lib/beid-agent";
 const CONFIG: &str = "/etc/beid-agent/config.toml";
@@ -269,7 +255,10 @@ async fn the_package_on_a_booted_debian_13_serves_upgrades_and_keeps_its_audit_t
     let cache = target_dir().join("debian13-root");
     let cached = {
         let _step = step("the Debian 13 root (debootstrap once, then cached)");
-        let mut packages: Vec<String> = SYSTEM.iter().map(|p| (*p).to_owned()).collect();
+        let mut packages: Vec<String> = nspawn::DEBIAN13_SYSTEM
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect();
         packages.extend(package::depends(&deb));
         RootRecipe {
             suite: SUITE,

@@ -162,6 +162,7 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
     let reloader = agent.configured.map(|configured| {
         Reloader::new(reload::Started {
             config: &configured.path,
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
             listen_from_config: listen_hint.is_none(),
             fixed: configured.fixed,
             fingerprint: configured.fingerprint,
@@ -174,11 +175,15 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
     });
     let rendered = state.clone();
     let counted = metrics.clone();
+    let (first_written, textfile_out) = tokio::sync::oneshot::channel();
     let textfile_writer = tokio::spawn(crate::metrics::textfile::keep_written(
         textfile_settings,
         move || rendered.metrics_text(),
         move || counted.textfile_write_failed(),
+        first_written,
     ));
+    // Ready with the metrics out (a disk that hangs delays it, within a bound).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), textfile_out).await;
     let serving = format!("serving on 127.0.0.1:{port}");
     let reload_loop = tokio::spawn(reload::on_hangup(hangups, reloader, serving.clone()));
     out!("{banner}");

@@ -31,12 +31,16 @@ const MODE: u32 = 0o644;
 /// Writes `render()` every interval for as long as it runs, following `settings` as reloads
 /// change them: a new path or interval applies at once, and a file the agent no longer
 /// writes is removed (it would only go stale). A failed write is counted by `failed` and
-/// logged once until a write succeeds again.
+/// logged once until a write succeeds again. `first` is told once the first write was
+/// tried (or at once without a textfile), so the agent says it is ready with its metrics
+/// out.
 pub async fn keep_written(
     mut settings: watch::Receiver<Option<TextfileSettings>>,
     render: impl Fn() -> String,
     failed: impl Fn(),
+    first: tokio::sync::oneshot::Sender<()>,
 ) {
+    let mut first = Some(first);
     let mut previous: Option<PathBuf> = None;
     let mut failing = false;
     loop {
@@ -52,6 +56,9 @@ pub async fn keep_written(
             previous = path;
         }
         let Some(current) = current else {
+            if let Some(first) = first.take() {
+                let _ = first.send(());
+            }
             if settings.changed().await.is_err() {
                 return;
             }
@@ -78,6 +85,9 @@ pub async fn keep_written(
                 failing = true;
             }
             Err(_) => failed(),
+        }
+        if let Some(first) = first.take() {
+            let _ = first.send(());
         }
         tokio::select! {
             () = tokio::time::sleep(current.interval) => {}
@@ -155,8 +165,15 @@ mod tests {
             })
         };
         let (sender, receiver) = watch::channel(settings(&first));
-        let writer = tokio::spawn(keep_written(receiver, || "beid_pcscd_up 1\n".into(), || {}));
-        until(|| first.exists()).await;
+        let (told, written) = tokio::sync::oneshot::channel();
+        let writer = tokio::spawn(keep_written(
+            receiver,
+            || "beid_pcscd_up 1\n".into(),
+            || {},
+            told,
+        ));
+        written.await.unwrap();
+        assert!(first.exists(), "written before it says so");
         assert_eq!(
             names(folder.path()),
             ["first.prom"],
@@ -181,9 +198,15 @@ mod tests {
         }));
         let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counted = failures.clone();
-        let writer = tokio::spawn(keep_written(receiver, String::new, move || {
-            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }));
+        let (told, _) = tokio::sync::oneshot::channel();
+        let writer = tokio::spawn(keep_written(
+            receiver,
+            String::new,
+            move || {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            },
+            told,
+        ));
         until(|| failures.load(std::sync::atomic::Ordering::Relaxed) >= 2).await;
         writer.abort();
     }

@@ -29,6 +29,23 @@ const SHUTDOWN_LIMIT: Duration = Duration::from_secs(60);
 /// The whole debootstrap run (40-70 s with a near mirror).
 const DEBOOTSTRAP_LIMIT: Duration = Duration::from_secs(15 * 60);
 
+/// The booted Debian 13 of tests/debian13.rs: systemd with logind (polkitd depends on it),
+/// polkit-gated pcscd, the vpcd driver; the agent's own `Depends` are added from the
+/// package. Its root is cached in `target/debian13-root`, which other checkouts of the tree
+/// may share: change this list only together with that test.
+pub const DEBIAN13_SYSTEM: [&str; 10] = [
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "libpam-systemd",
+    "pcscd",
+    "polkitd",
+    "libpcsclite1",
+    "vsmartcard-vpcd",
+    "curl",
+    "ca-certificates",
+];
+
 /// A Debian root: which release, which packages on top of `minbase`.
 pub struct RootRecipe<'a> {
     pub suite: &'a str,

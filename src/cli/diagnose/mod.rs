@@ -132,10 +132,12 @@ fn check_setup(
         setup::check_audit(report, &args.state_dir)
     };
     host::check_clock(report, now, upstream_clock, last_audit_record);
-    let listen = config.as_ref().map_or_else(
-        || crate::config::ApiConfig::default().listen,
-        |c| c.api.listen,
-    );
+    let listen = running::agent_listen(&args.state_dir).unwrap_or_else(|| {
+        config.as_ref().map_or_else(
+            || crate::config::ApiConfig::default().listen,
+            |c| c.api.listen,
+        )
+    });
     setup::check_local_api(report, listen);
     running::check_running_configuration(report, &args.state_dir, config.as_ref());
     if let Some(config) = &config {

@@ -17,6 +17,20 @@ const NAME: &str = "running configuration";
 const RELOAD: &str =
     "apply it with `systemctl reload beid-agent` (card sessions and the POS's event streams carry on)";
 
+/// Where the running agent's API listens, as its state file says: after a change of
+/// `api.listen` that waits for a restart, not where the configuration says.
+pub fn agent_listen(state_dir: &Path) -> Option<std::net::SocketAddr> {
+    ConfigState::read(state_dir)
+        .ok()
+        .flatten()
+        .filter(|state| alive(state.pid))
+        .map(|state| state.listen)
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// Compares the configuration on disk (`config`, when it loads) with the one the agent
 /// runs, as its state file in `state_dir` tells.
 pub fn check_running_configuration(report: &mut Report, state_dir: &Path, config: Option<&Config>) {
@@ -41,7 +55,7 @@ pub fn check_running_configuration(report: &mut Report, state_dir: &Path, config
             return;
         }
     };
-    if !Path::new(&format!("/proc/{}", state.pid)).exists() {
+    if !alive(state.pid) {
         report.info(
             NAME,
             format!(
@@ -150,6 +164,7 @@ mod tests {
         ConfigState {
             pid: std::process::id(),
             config: "/etc/beid-agent/config.toml".into(),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8099)),
             running: Loaded {
                 loaded_at: time::macros::datetime!(2026-11-23 10:00 UTC),
                 fingerprint: fingerprint.into(),

@@ -203,6 +203,8 @@ pub struct Reloader {
 /// What [`Reloader::new`] takes: the agent as `serve` started it.
 pub struct Started<'a> {
     pub config: &'a Path,
+    /// The address the API is bound to.
+    pub listen: SocketAddr,
     pub listen_from_config: bool,
     pub fixed: Fixed,
     pub fingerprint: String,
@@ -230,6 +232,7 @@ impl Reloader {
             state: ConfigState {
                 pid: std::process::id(),
                 config: started.config.to_owned(),
+                listen: started.listen,
                 running: Loaded {
                     loaded_at: now,
                     fingerprint: started.fingerprint,

@@ -7,6 +7,7 @@
 //! It holds file names, times, a hash and problem texts: no secret, no personal data.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,8 @@ pub struct ConfigState {
     pub pid: u32,
     /// Its main configuration file.
     pub config: PathBuf,
+    /// Where its API listens (until a restart, even when `api.listen` changed since).
+    pub listen: SocketAddr,
     /// The configuration in force.
     pub running: Loaded,
     /// The last reload, when there was one since the start.
@@ -86,6 +89,7 @@ mod tests {
         let state = ConfigState {
             pid: 4242,
             config: "/etc/beid-agent/config.toml".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8099)),
             running: Loaded {
                 loaded_at: time::macros::datetime!(2026-11-23 10:15:00 UTC),
                 fingerprint: "ab".repeat(32),

@@ -333,183 +333,159 @@ impl Metrics {
     fn render_fleet(&self, out: &mut String, now: &Gauges) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let flag = |b: bool| u8::from(b);
-        family(
+        let seconds = |at: Option<OffsetDateTime>| at.map(OffsetDateTime::unix_timestamp);
+        labelled(
             out,
             "beid_agent_build_info",
-            "gauge",
             "The agent's version (always 1).",
+            &[(format!("version=\"{}\"", env!("CARGO_PKG_VERSION")), 1)],
         );
-        let _ = writeln!(
-            out,
-            "beid_agent_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        family(
+        gauge(
             out,
             "beid_agent_start_time_seconds",
-            "gauge",
             "When the agent started, in Unix time.",
+            Some(self.started.0.unix_timestamp()),
         );
-        let _ = writeln!(
-            out,
-            "beid_agent_start_time_seconds {}",
-            self.started.0.unix_timestamp()
-        );
-        family(
+        labelled(
             out,
             "beid_device_info",
-            "gauge",
             "The device's configured id and channel (always 1).",
+            &[(
+                format!(
+                    "device=\"{}\",channel=\"{}\"",
+                    escape(&now.device_id),
+                    now.channel
+                ),
+                1,
+            )],
         );
-        let _ = writeln!(
-            out,
-            "beid_device_info{{device=\"{}\",channel=\"{}\"}} 1",
-            escape(&now.device_id),
-            now.channel
-        );
-        family(
+        gauge(
             out,
             "beid_pcscd_up",
-            "gauge",
             "Whether pcscd answers the agent (1) or not (0).",
+            Some(flag(now.pcscd_up)),
         );
-        let _ = writeln!(out, "beid_pcscd_up {}", flag(now.pcscd_up));
-        family(
+        gauge(
             out,
             "beid_readers_present",
-            "gauge",
             "Card readers pcscd reports.",
+            Some(now.readers),
         );
-        let _ = writeln!(out, "beid_readers_present {}", now.readers);
-        family(
+        gauge(
             out,
             "beid_cards_present",
-            "gauge",
             "Readers that hold a card.",
-        );
-        let _ = writeln!(out, "beid_cards_present {}", now.cards);
-        family(
-            out,
-            "beid_upstream_info",
-            "gauge",
-            "Which rule service answers: http (the city's) or simulated (always 1).",
+            Some(now.cards),
         );
         let kind = match now.upstream.kind {
             ServiceKind::Http => "http",
             ServiceKind::Simulated => "simulated",
         };
-        let _ = writeln!(out, "beid_upstream_info{{kind=\"{kind}\"}} 1");
-        family(
+        labelled(
             out,
-            "beid_upstream_circuit_state",
-            "gauge",
-            "The upstream circuit breaker's state: 1 for the current one.",
+            "beid_upstream_info",
+            "Which rule service answers: http (the city's) or simulated (always 1).",
+            &[(format!("kind=\"{kind}\""), 1)],
         );
-        for (name, state) in [
+        let circuit: Vec<(String, u8)> = [
             ("closed", CircuitState::Closed),
             ("open", CircuitState::Open),
             ("half_open", CircuitState::HalfOpen),
-        ] {
-            let _ = writeln!(
-                out,
-                "beid_upstream_circuit_state{{state=\"{name}\"}} {}",
-                flag(now.upstream.circuit == state)
-            );
-        }
-        family(
+        ]
+        .iter()
+        .map(|(name, state)| {
+            (
+                format!("state=\"{name}\""),
+                flag(now.upstream.circuit == *state),
+            )
+        })
+        .collect();
+        labelled(
+            out,
+            "beid_upstream_circuit_state",
+            "The upstream circuit breaker's state: 1 for the current one.",
+            &circuit,
+        );
+        gauge(
             out,
             "beid_upstream_consecutive_failures",
-            "gauge",
             "Questions in a row the upstream failed to answer.",
+            Some(now.upstream.consecutive_failures),
         );
-        let _ = writeln!(
-            out,
-            "beid_upstream_consecutive_failures {}",
-            now.upstream.consecutive_failures
-        );
-        family(
+        gauge(
             out,
             "beid_upstream_client_certificate_expiry_timestamp_seconds",
-            "gauge",
             "When this device's client certificate expires (its not-after), in Unix time.",
+            seconds(now.certificates.client),
         );
-        if let Some(at) = now.certificates.client {
-            let _ = writeln!(
-                out,
-                "beid_upstream_client_certificate_expiry_timestamp_seconds {}",
-                at.unix_timestamp()
-            );
-        }
-        family(
+        gauge(
             out,
             "beid_upstream_server_certificate_expiry_timestamp_seconds",
-            "gauge",
             "When the upstream's certificate, as last seen in a handshake, expires, in Unix time.",
+            seconds(now.certificates.server),
         );
-        if let Some(at) = now.certificates.server {
-            let _ = writeln!(
-                out,
-                "beid_upstream_server_certificate_expiry_timestamp_seconds {}",
-                at.unix_timestamp()
-            );
-        }
-        family(
+        gauge(
             out,
             "beid_advice_last_decision_timestamp_seconds",
-            "gauge",
             "When the rule service last decided (eligible or not eligible), in Unix time.",
+            self.last_decision.seconds(),
         );
-        if let Some(seconds) = self.last_decision.seconds() {
-            let _ = writeln!(out, "beid_advice_last_decision_timestamp_seconds {seconds}");
-        }
+        let reloads: Vec<(String, u64)> = ["success", "failure"]
+            .iter()
+            .zip(&self.reloads)
+            .map(|(name, counter)| (format!("result=\"{name}\""), get(counter)))
+            .collect();
         family(out, "beid_config_reloads_total", "counter", "Configuration reloads, by result (a refused one leaves the running configuration in force).");
-        for (name, counter) in ["success", "failure"].iter().zip(&self.reloads) {
-            let _ = writeln!(
-                out,
-                "beid_config_reloads_total{{result=\"{name}\"}} {}",
-                get(counter)
-            );
-        }
-        family(
+        samples(out, "beid_config_reloads_total", &reloads);
+        gauge(
             out,
             "beid_config_last_reload_successful",
-            "gauge",
             "Whether the last reload was applied (1) or refused (0).",
+            Some(flag(!self.last_reload_refused.load(Ordering::Relaxed))),
         );
-        let _ = writeln!(
-            out,
-            "beid_config_last_reload_successful {}",
-            flag(!self.last_reload_refused.load(Ordering::Relaxed))
-        );
-        family(
+        gauge(
             out,
             "beid_config_last_reload_success_timestamp_seconds",
-            "gauge",
             "When the configuration in force was loaded, in Unix time.",
+            self.config_loaded.seconds(),
         );
-        if let Some(seconds) = self.config_loaded.seconds() {
-            let _ = writeln!(
-                out,
-                "beid_config_last_reload_success_timestamp_seconds {seconds}"
-            );
-        }
-        family(out, "beid_config_restart_pending", "gauge", "Whether the configuration changed keys only a restart applies (1): api.listen, device.id, device.channel.");
-        let _ = writeln!(
-            out,
-            "beid_config_restart_pending {}",
-            flag(self.restart_pending.load(Ordering::Relaxed))
-        );
+        gauge(out, "beid_config_restart_pending", "Whether the configuration changed keys only a restart applies (1): api.listen, device.id, device.channel.", Some(flag(self.restart_pending.load(Ordering::Relaxed))));
         family(
             out,
             "beid_metrics_textfile_write_failures_total",
             "counter",
             "Writes of the node_exporter textfile that failed.",
         );
-        let _ = writeln!(
+        samples(
             out,
-            "beid_metrics_textfile_write_failures_total {}",
-            get(&self.textfile_write_failures)
+            "beid_metrics_textfile_write_failures_total",
+            &[(String::new(), get(&self.textfile_write_failures))],
         );
+    }
+}
+
+/// A gauge without labels; no sample while its value is not known.
+fn gauge(out: &mut String, name: &str, help: &str, value: Option<impl std::fmt::Display>) {
+    family(out, name, "gauge", help);
+    if let Some(value) = value {
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
+/// A gauge with one sample per label set.
+fn labelled(out: &mut String, name: &str, help: &str, values: &[(String, impl std::fmt::Display)]) {
+    family(out, name, "gauge", help);
+    samples(out, name, values);
+}
+
+/// `name{labels} value` lines (no braces for empty labels).
+fn samples(out: &mut String, name: &str, values: &[(String, impl std::fmt::Display)]) {
+    for (labels, value) in values {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
     }
 }
 

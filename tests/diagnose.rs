@@ -30,14 +30,7 @@ fn diagnose(mut command: Command, args: &[&str]) -> (Option<i32>, Value) {
 }
 
 /// The named check of a report.
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name:?} in {report:#}"))
-}
+use common::report_check as check;
 
 fn text(check: &Value, field: &str) -> String {
     check[field].as_str().unwrap_or_default().to_owned()
@@ -58,6 +51,16 @@ async fn diagnose_config(config: &Path) -> (Option<i32>, Value) {
         vec!["--config".into(), config.display().to_string()],
     )
     .await
+}
+
+/// No check failed or warned.
+fn assert_only_passes(report: &Value) {
+    for check in report["checks"].as_array().unwrap() {
+        assert!(
+            check["status"] == "pass" || check["status"] == "info",
+            "{check}"
+        );
+    }
 }
 
 /// Every failure and warning carries a hint.
@@ -391,12 +394,7 @@ async fn a_healthy_counter_passes_and_its_support_bundle_holds_no_personal_data(
     )
     .await;
     assert_eq!(code, Some(0), "{report:#}");
-    for check in report["checks"].as_array().unwrap() {
-        assert!(
-            check["status"] == "pass" || check["status"] == "info",
-            "{check}"
-        );
-    }
+    assert_only_passes(&report);
     for name in [
         "upstream",
         "upstream server certificate",
@@ -477,18 +475,15 @@ fn unpack(bundle: &Path) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_health_check_passes_on_a_healthy_counter_with_no_card_and_fails_without_its_agent() {
-    upstream::install_crypto();
-    let pki = Pki::new();
-    let server = Upstream::start(&pki, Reply::Decide("eligible")).await;
-    let pcscd = Pcscd::start();
-    let folder = tempfile::tempdir().unwrap();
-    let textfile = folder.path().join("beid_agent.prom");
-    let mut agent = common::agent::ServedAgent::start(
-        &pcscd,
-        &server.url,
-        &pki,
-        &format!("[metrics]\ntextfile = \"{}\"\n", textfile.display()),
-    );
+    let mut counter = common::agent::Counter::start(|files| {
+        format!(
+            "[metrics]\ntextfile = \"{}\"\n",
+            files.join("beid_agent.prom").display()
+        )
+    })
+    .await;
+    let textfile = counter.files.path().join("beid_agent.prom");
+    let common::agent::Counter { agent, pcscd, .. } = &mut counter;
     common::wait_until(Duration::from_secs(20), || textfile.exists()).expect("the textfile");
     let args = vec![
         "--health".to_owned(),
@@ -501,12 +496,7 @@ async fn the_health_check_passes_on_a_healthy_counter_with_no_card_and_fails_wit
     let (code, report) = diagnose_async(pcscd.agent(), args.clone()).await;
     eprintln!("diagnose --health took {:?}", started.elapsed());
     assert_eq!(code, Some(0), "{report:#}");
-    for check in report["checks"].as_array().unwrap() {
-        assert!(
-            check["status"] == "pass" || check["status"] == "info",
-            "{check}"
-        );
-    }
+    assert_only_passes(&report);
     for name in [
         "pcscd",
         "readers",

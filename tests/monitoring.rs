@@ -11,16 +11,13 @@
 mod common;
 use common::agent;
 use common::package::{require, run};
-use common::upstream;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use agent::{sample, ServedAgent};
-use common::Pcscd;
-use upstream::{Pki, Reply, Upstream};
+use agent::{sample, Counter};
 
 const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/prometheus");
 /// How long the textfile may take to appear, or to be rewritten.
@@ -146,27 +143,23 @@ fn modified(path: &Path) -> Option<SystemTime> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_textfile_is_written_atomically_tells_the_truth_and_promtool_accepts_it() {
-    upstream::install_crypto();
-    let pki = Pki::new();
-    let server = Upstream::start(&pki, Reply::Decide("eligible")).await;
-    let pcscd = Pcscd::start();
-    let folder = tempfile::tempdir().unwrap();
-    let textfile = folder.path().join("beid_agent.prom");
-    // What a crash left beside the file, and another collector's file.
-    let leftover = folder.path().join(".beid_agent.prom.99999.tmp");
-    std::fs::write(&leftover, "half a file").unwrap();
-    std::fs::write(folder.path().join("apt.prom"), "apt_upgrades_pending 0\n").unwrap();
-    let secrets = tempfile::tempdir().unwrap();
-    let agent = ServedAgent::start(
-        &pcscd,
-        &server.url,
-        &pki,
-        &format!(
-            "{}[metrics]\ntextfile = \"{}\"\ntextfile_interval_s = 1\n",
-            agent::metrics_client(secrets.path()),
-            textfile.display()
-        ),
-    );
+    let counter = Counter::start(|files| {
+        // node_exporter's folder, with what a crash left beside the file and another
+        // collector's file.
+        let folder = files.join("node-exporter");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join(".beid_agent.prom.99999.tmp"), "half a file").unwrap();
+        std::fs::write(folder.join("apt.prom"), "apt_upgrades_pending 0\n").unwrap();
+        format!(
+            "[metrics]\ntextfile = \"{}\"\ntextfile_interval_s = 1\n",
+            folder.join("beid_agent.prom").display()
+        )
+    })
+    .await;
+    let Counter { agent, pcscd, .. } = &counter;
+    let folder = &counter.files.path().join("node-exporter");
+    let textfile = folder.join("beid_agent.prom");
+    let leftover = folder.join(".beid_agent.prom.99999.tmp");
     let appeared = common::wait_until(WRITE_LIMIT, || textfile.exists());
     assert!(appeared.is_some(), "no textfile:\n{}", agent.log());
     assert!(
@@ -174,7 +167,7 @@ async fn the_textfile_is_written_atomically_tells_the_truth_and_promtool_accepts
         "the crash's leftover is removed at start"
     );
     assert!(
-        folder.path().join("apt.prom").exists(),
+        folder.join("apt.prom").exists(),
         "other collectors' files are left alone"
     );
     #[cfg(unix)]
@@ -202,7 +195,7 @@ async fn the_textfile_is_written_atomically_tells_the_truth_and_promtool_accepts
                 text.ends_with("beid_metrics_textfile_write_failures_total 0\n"),
                 "a whole file, to its last family:\n{text}"
             );
-            for entry in entries(folder.path()) {
+            for entry in entries(folder) {
                 assert!(
                     ["beid_agent.prom", "apt.prom", own_temporary.as_str()]
                         .contains(&entry.as_str()),
@@ -220,12 +213,12 @@ async fn the_textfile_is_written_atomically_tells_the_truth_and_promtool_accepts
     .await;
     assert!(watched.is_ok(), "not rewritten every second");
     let settled = common::wait_until(WRITE_LIMIT, || {
-        entries(folder.path()) == ["apt.prom", "beid_agent.prom"]
+        entries(folder) == ["apt.prom", "beid_agent.prom"]
     });
     assert!(
         settled.is_some(),
         "a temporary stays: {:?}",
-        entries(folder.path())
+        entries(folder)
     );
 
     let (accepted, said) = check_metrics(&text);

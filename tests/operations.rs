@@ -15,12 +15,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::agent::TOKEN;
+use common::agent::{status, TOKEN};
 use common::nspawn::{self, Container, RootRecipe};
 use common::package;
 use common::upstream::{self, Pki, Reply, Upstream};
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
 const GUIDE: &str = include_str!("../docs/operations.md");
@@ -74,26 +73,6 @@ fn run_block_ok(system: &Container, name: &str, dir: &str, prelude: &str) -> Str
     said
 }
 
-fn target_dir() -> PathBuf {
-    Path::new(common::AGENT)
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_owned()
-}
-
-/// `GET path` on the agent's API with `token`: the status.
-async fn status(base: &str, path: &str, token: &str) -> u16 {
-    reqwest::Client::new()
-        .get(format!("{base}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 /// The agent's main process, as systemd knows it.
 fn main_pid(system: &Container) -> String {
     system.property("beid-agent", "MainPID")
@@ -115,7 +94,7 @@ async fn the_operations_guide_provisions_rotates_renews_upgrades_and_monitors_a_
     let upgrade = package::build_package(&second, Some(&newer));
 
     // A root of its own (tests/debian13.rs's may be shared with other checkouts).
-    let cache = target_dir().join("debian13-operations-root");
+    let cache = common::target_dir().join("debian13-operations-root");
     let mut packages: Vec<String> = nspawn::DEBIAN13_SYSTEM
         .iter()
         .chain(&GUIDE_TOOLS)
@@ -136,11 +115,7 @@ async fn the_operations_guide_provisions_rotates_renews_upgrades_and_monitors_a_
     let base = format!("http://127.0.0.1:{api_port}");
     let copy = nspawn::copy_for_this_run(&cache);
     let system = Container::boot(&cached, &copy, "beid-ops", |root| {
-        std::fs::write(
-            root.join("etc/reader.conf.d/vpcd"),
-            common::vpcd_reader_conf(vpcd),
-        )
-        .unwrap();
+        nspawn::stage_counter(root, vpcd, &[&deb, &upgrade]);
         // node_exporter on a port of its own (the network is the host's).
         std::fs::write(
             root.join("etc/default/prometheus-node-exporter"),
@@ -153,11 +128,6 @@ async fn the_operations_guide_provisions_rotates_renews_upgrades_and_monitors_a_
         // Offline: apt reads the city's repository only (the root has Debian's packages).
         std::fs::write(root.join("etc/apt/sources.list"), "").unwrap();
         let _ = std::fs::remove_file(root.join("etc/apt/sources.list.d/debian.sources"));
-        let staged = root.join("root/packages");
-        std::fs::create_dir_all(&staged).unwrap();
-        for deb in [&deb, &upgrade] {
-            std::fs::copy(deb, staged.join(deb.file_name().unwrap())).unwrap();
-        }
         // What configuration management brings: the CA of the rule service, the POS token,
         // the city's drop-in (the guide's, with the test's addresses); and the city's CA.
         let cm = root.join(CM.trim_start_matches('/'));

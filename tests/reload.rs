@@ -10,29 +10,22 @@
 
 mod common;
 use common::agent;
-use common::upstream;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::{sample, ServedAgent, TOKEN};
+use agent::{sample, Counter, ServedAgent, TOKEN};
+use common::report_check as check;
 use common::Pcscd;
 use serde_json::{json, Value};
-use upstream::{Pki, Reply, Upstream};
 
 /// The token the rotation brings (as `openssl rand -hex 32` makes them).
 const ROTATED: &str = "9f2b7c4e1a8d3f6b0c5e2a7d9b4f1c8e3a6d0b5f2c9e7a4d1b8f3c6e0a5d2b7f";
 const USE_CASE: &str = "uitpas-kansentarief";
 /// How long a reload may take to be told in the state file.
 const RELOAD_LIMIT: Duration = Duration::from_secs(20);
-
-/// A served agent with a metrics client beside the counter.
-fn serve(pcscd: &Pcscd, server: &Upstream, pki: &Pki, secrets: &Path) -> ServedAgent {
-    ServedAgent::start(pcscd, &server.url, pki, &agent::metrics_client(secrets))
-}
 
 /// The agent's configuration state (`config-state.json`).
 fn config_state(agent: &ServedAgent) -> Value {
@@ -59,15 +52,15 @@ async fn reload(agent: &ServedAgent) -> Value {
 }
 
 async fn status_of(agent: &ServedAgent, path: &str, token: &str) -> u16 {
-    agent
-        .http
-        .get(format!("{}{path}", agent.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    agent.get_as(path, token).await.status().as_u16()
+}
+
+/// The agent accepts `accepted` and refuses `refused`, still as process `pid`.
+async fn assert_in_force(agent: &mut ServedAgent, pid: u32, accepted: &str, refused: &str) {
+    assert_eq!(status_of(agent, "/v1/readers", accepted).await, 200);
+    assert_eq!(status_of(agent, "/v1/readers", refused).await, 401);
+    assert_eq!(agent.pid(), pid);
+    assert!(agent.is_running(), "the same process serves on");
 }
 
 /// POS traffic with one token until told to stop: the statuses it got, and every request
@@ -114,12 +107,14 @@ impl Load {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_token_and_a_renewed_certificate_take_effect_under_load_and_nothing_is_lost() {
-    upstream::install_crypto();
-    let pki = Pki::new();
-    let server = Upstream::start(&pki, Reply::Decide("eligible")).await;
-    let pcscd = Pcscd::start();
-    let secrets = tempfile::tempdir().unwrap();
-    let mut agent = serve(&pcscd, &server, &pki, secrets.path());
+    let mut counter = Counter::start(|_| String::new()).await;
+    let Counter {
+        agent,
+        pcscd,
+        upstream: server,
+        pki,
+        ..
+    } = &mut counter;
     let pid = agent.pid();
 
     // The POS as it always is: its event stream open, a citizen's card read and advised.
@@ -149,8 +144,8 @@ async fn a_rotated_token_and_a_renewed_certificate_take_effect_under_load_and_no
     );
 
     // Requests in flight, with the old token and the new one, across the reload.
-    let old_load = Load::start(&agent, TOKEN);
-    let new_load = Load::start(&agent, ROTATED);
+    let old_load = Load::start(agent, TOKEN);
+    let new_load = Load::start(agent, ROTATED);
 
     // Configuration management rotates the token and renews the certificate (a drop-in
     // naming the new files), then reloads.
@@ -169,22 +164,11 @@ async fn a_rotated_token_and_a_renewed_certificate_take_effect_under_load_and_no
         ),
     )
     .unwrap();
-    let reloaded = reload(&agent).await;
+    let reloaded = reload(agent).await;
     assert_eq!(reloaded["applied"], true, "{reloaded}\n{}", agent.log());
 
     // The rotation is in force, in the same process.
-    assert_eq!(
-        status_of(&agent, "/v1/readers", TOKEN).await,
-        401,
-        "the old token is refused"
-    );
-    assert_eq!(
-        status_of(&agent, "/v1/readers", ROTATED).await,
-        200,
-        "the new one accepted"
-    );
-    assert_eq!(agent.pid(), pid);
-    assert!(agent.is_running(), "the same process serves on");
+    assert_in_force(agent, pid, ROTATED, TOKEN).await;
     let old = old_load.stop().await;
     let new = new_load.stop().await;
     assert!(
@@ -205,12 +189,8 @@ async fn a_rotated_token_and_a_renewed_certificate_take_effect_under_load_and_no
     // The card session survives: its data is there with the new token, and a question
     // asked now goes out with the renewed certificate.
     let view: Value = agent
-        .http
-        .get(format!("{}/v1/sessions/{session}", agent.base))
-        .bearer_auth(ROTATED)
-        .send()
+        .get_as(&format!("/v1/sessions/{session}"), ROTATED)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -262,12 +242,8 @@ async fn a_rotated_token_and_a_renewed_certificate_take_effect_under_load_and_no
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_configuration_is_refused_whole_and_the_running_one_stays() {
-    upstream::install_crypto();
-    let pki = Pki::new();
-    let server = Upstream::start(&pki, Reply::Decide("eligible")).await;
-    let pcscd = Pcscd::start();
-    let secrets = tempfile::tempdir().unwrap();
-    let mut agent = serve(&pcscd, &server, &pki, secrets.path());
+    let mut counter = Counter::start(|_| String::new()).await;
+    let Counter { agent, pcscd, .. } = &mut counter;
     let pid = agent.pid();
     let mut events = agent.events().await;
 
@@ -277,7 +253,7 @@ async fn a_broken_configuration_is_refused_whole_and_the_running_one_stays() {
     std::fs::create_dir(&drop_ins).unwrap();
     let broken = drop_ins.join("60-broken.toml");
     std::fs::write(&broken, "[api]\nauto_advice = [\"no-such-use-case\"]\n").unwrap();
-    let refused = reload(&agent).await;
+    let refused = reload(agent).await;
     assert_eq!(refused["applied"], false, "{refused}");
     let problems = refused["problems"].to_string();
     assert!(
@@ -285,18 +261,8 @@ async fn a_broken_configuration_is_refused_whole_and_the_running_one_stays() {
         "the problem with its file and line: {problems}"
     );
 
-    assert_eq!(
-        status_of(&agent, "/v1/readers", TOKEN).await,
-        200,
-        "the old token still works"
-    );
-    assert_eq!(
-        status_of(&agent, "/v1/readers", ROTATED).await,
-        401,
-        "nothing of it applied"
-    );
-    assert_eq!(agent.pid(), pid);
-    assert!(agent.is_running());
+    // None of it applied: the old token still works.
+    assert_in_force(agent, pid, TOKEN, ROTATED).await;
     let text = agent.metrics().await;
     assert_eq!(
         sample(&text, "beid_config_reloads_total{result=\"failure\"}"),
@@ -319,7 +285,7 @@ async fn a_broken_configuration_is_refused_whole_and_the_running_one_stays() {
     assert_eq!(advice["useCase"], USE_CASE);
 
     // diagnose names the refusal and its problem.
-    let health = diagnose_health(&pcscd, &agent).await;
+    let health = diagnose_health(pcscd, agent).await;
     assert_eq!(health.0, Some(12), "{:#}", health.1);
     let running = check(&health.1, "running configuration");
     assert_eq!(running["status"], "fail", "{running}");
@@ -333,25 +299,19 @@ async fn a_broken_configuration_is_refused_whole_and_the_running_one_stays() {
 
     // Fixed and reloaded: now all of it applies.
     std::fs::remove_file(&broken).unwrap();
-    let applied = reload(&agent).await;
+    let applied = reload(agent).await;
     assert_eq!(applied["applied"], true, "{applied}");
-    assert_eq!(status_of(&agent, "/v1/readers", ROTATED).await, 200);
-    assert_eq!(status_of(&agent, "/v1/readers", TOKEN).await, 401);
-    let health = diagnose_health(&pcscd, &agent).await;
+    assert_in_force(agent, pid, ROTATED, TOKEN).await;
+    let health = diagnose_health(pcscd, agent).await;
     let running = check(&health.1, "running configuration");
     assert_eq!(running["status"], "pass", "{running}");
-    assert_eq!(agent.pid(), pid);
     drop(card);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_a_reload_cannot_apply_wait_for_a_restart_and_the_rest_applies() {
-    upstream::install_crypto();
-    let pki = Pki::new();
-    let server = Upstream::start(&pki, Reply::Decide("eligible")).await;
-    let pcscd = Pcscd::start();
-    let secrets = tempfile::tempdir().unwrap();
-    let agent = serve(&pcscd, &server, &pki, secrets.path());
+    let counter = Counter::start(|_| String::new()).await;
+    let Counter { agent, pcscd, .. } = &counter;
     let drop_ins = agent.config().with_file_name("config.d");
     std::fs::create_dir(&drop_ins).unwrap();
     let other_port = common::free_port();
@@ -361,18 +321,18 @@ async fn keys_a_reload_cannot_apply_wait_for_a_restart_and_the_rest_applies() {
     )
     .unwrap();
     common::write_secret(&agent.config().with_file_name("token"), ROTATED);
-    let reloaded = reload(&agent).await;
+    let reloaded = reload(agent).await;
     assert_eq!(reloaded["applied"], true, "{reloaded}");
     assert_eq!(
-        config_state(&agent)["restart_pending"],
+        config_state(agent)["restart_pending"],
         json!(["api.listen"])
     );
     // Still on its port, with the rotated token.
-    assert_eq!(status_of(&agent, "/v1/readers", ROTATED).await, 200);
+    assert_eq!(status_of(agent, "/v1/readers", ROTATED).await, 200);
     let text = agent.metrics().await;
     assert_eq!(sample(&text, "beid_config_restart_pending"), Some(1.0));
     assert!(agent.log().contains("take effect at the next restart"));
-    let health = diagnose_health(&pcscd, &agent).await;
+    let health = diagnose_health(pcscd, agent).await;
     let pending = check(&health.1, "restart pending");
     assert_eq!(pending["status"], "warn", "{pending}");
     assert!(pending["detail"].as_str().unwrap().contains("api.listen"));
@@ -394,13 +354,4 @@ async fn diagnose_health(pcscd: &Pcscd, agent: &ServedAgent) -> (Option<i32>, Va
     })
     .await
     .unwrap()
-}
-
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name:?} in {report:#}"))
 }

@@ -23,6 +23,16 @@ impl Drop for Child {
     }
 }
 
+/// The notify socket systemd would bind for the service, in `dir`.
+fn notify_socket(dir: &std::path::Path) -> (std::path::PathBuf, UnixDatagram) {
+    let path = dir.join("notify");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    (path, socket)
+}
+
 fn receive(socket: &UnixDatagram) -> String {
     let mut buffer = [0_u8; 4096];
     let length = socket
@@ -34,11 +44,7 @@ fn receive(socket: &UnixDatagram) -> String {
 #[test]
 fn serve_tells_systemd_when_it_is_ready_feeds_the_watchdog_and_says_when_it_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("notify");
-    let socket = UnixDatagram::bind(&path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    let (path, socket) = notify_socket(dir.path());
 
     // `exec` keeps the shell's pid, so WATCHDOG_PID names the agent, as systemd's would.
     let child = Command::new("sh")
@@ -118,11 +124,7 @@ fn monotonic_usec() -> i128 {
 #[test]
 fn serve_reloads_on_sighup_as_type_notify_reload_expects() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("notify");
-    let socket = UnixDatagram::bind(&path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    let (path, socket) = notify_socket(dir.path());
     let token = "7e1c9a3f5b0d8e2a6c4f1b7d9e3a0c5f8b2e6d4a1c7f9b0e3d5a8c2f6e4b1d07";
     common::write_secret(&dir.path().join("token"), token);
     let config = dir.path().join("config.toml");

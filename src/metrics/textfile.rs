@@ -128,17 +128,9 @@ async fn remove_replaced(path: PathBuf) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::atomic_file::names;
     use std::fs;
     use std::path::Path;
-
-    fn names(folder: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(folder)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
 
     /// Waits (bounded) for a condition on the file system.
     async fn until(condition: impl Fn() -> bool) {

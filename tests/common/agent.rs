@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::upstream::Pki;
+use super::upstream::{Pki, Reply, Upstream};
 use super::Pcscd;
 
 /// A token as `openssl rand -hex 32` makes them (the agent refuses weak ones).
@@ -40,6 +40,50 @@ pub fn sample(text: &str, name: &str) -> Option<f64> {
         })
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
+}
+
+/// The status `GET {base}{path}` gets with `token`.
+pub async fn status(base: &str, path: &str, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A whole counter: the mTLS test upstream (answering `eligible`), a test pcscd with the
+/// vpcd reader, and the agent served on them, with the `prometheus` client of
+/// [`metrics_client`] beside the counter's. Fields drop in order: the agent first.
+pub struct Counter {
+    pub agent: ServedAgent,
+    pub pcscd: Pcscd,
+    pub upstream: Upstream,
+    pub pki: Pki,
+    /// A folder for the test's own files (the metrics token, a textfile folder).
+    pub files: tempfile::TempDir,
+}
+
+impl Counter {
+    /// `extra(files)` returns configuration to append; it may write into `files` first.
+    pub async fn start(extra: impl FnOnce(&std::path::Path) -> String) -> Self {
+        super::upstream::install_crypto();
+        let pki = Pki::new();
+        let upstream = Upstream::start(&pki, Reply::Decide("eligible")).await;
+        let pcscd = Pcscd::start();
+        let files = tempfile::tempdir().unwrap();
+        let config = format!("{}{}", metrics_client(files.path()), extra(files.path()));
+        let agent = ServedAgent::start(&pcscd, &upstream.url, &pki, &config);
+        Self {
+            agent,
+            pcscd,
+            upstream,
+            pki,
+            files,
+        }
+    }
 }
 
 /// A running `serve`; killed when dropped.
@@ -170,9 +214,14 @@ impl ServedAgent {
 
     /// GET with the counter's token.
     pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_as(path, TOKEN).await
+    }
+
+    /// GET with this token.
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
+            .bearer_auth(token)
             .send()
             .await
             .unwrap()
@@ -180,13 +229,7 @@ impl ServedAgent {
 
     /// `GET /metrics` as the [`metrics_client`] scrapes it.
     pub async fn metrics(&self) -> String {
-        let response = self
-            .http
-            .get(format!("{}/metrics", self.base))
-            .bearer_auth(METRICS_TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let response = self.get_as("/metrics", METRICS_TOKEN).await;
         assert_eq!(response.status(), 200, "GET /metrics");
         response.text().await.unwrap()
     }

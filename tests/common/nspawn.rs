@@ -46,6 +46,22 @@ pub const DEBIAN13_SYSTEM: [&str; 10] = [
     "ca-certificates",
 ];
 
+/// Prepares a copy of a root for a counter: its pcscd gets a vpcd reader on a port pair of
+/// its own (the host network is shared, and other tests' pcscd use Debian's fixed 35963),
+/// and `debs` are put in `/root/packages`.
+pub fn stage_counter(root: &Path, vpcd: u16, debs: &[&Path]) {
+    std::fs::write(
+        root.join("etc/reader.conf.d/vpcd"),
+        super::vpcd_reader_conf(vpcd),
+    )
+    .unwrap();
+    let packages = root.join("root/packages");
+    std::fs::create_dir_all(&packages).unwrap();
+    for deb in debs {
+        std::fs::copy(deb, packages.join(deb.file_name().unwrap())).unwrap();
+    }
+}
+
 /// A Debian root: which release, which packages on top of `minbase`.
 pub struct RootRecipe<'a> {
     pub suite: &'a str,

@@ -214,16 +214,8 @@ fn logs(log_file: Option<&Path>) -> String {
             }
             Err(error) => format!("# {} could not be read: {error}\n", path.display()),
         },
-        None => first_lines_of(
-            Command::new("journalctl").args([
-                "--unit=beid-agent.service",
-                "--no-pager",
-                "--output=short-iso",
-                &format!("--lines={LOG_LINES}"),
-            ]),
-            LOG_LINES + 10,
-        )
-        .unwrap_or_else(|| "journal not available (pass --log-file FILE)\n".into()),
+        None => journal(&["beid-agent.service"], LOG_LINES)
+            .unwrap_or_else(|| "journal not available (pass --log-file FILE)\n".into()),
     }
 }
 
@@ -232,17 +224,20 @@ const PCSCD_LINES: usize = 500;
 
 /// pcscd's recent journal: on pcsc-lite 2.x it logs each client polkit refused.
 fn pcscd_journal() -> String {
-    first_lines_of(
-        Command::new("journalctl").args([
-            "--unit=pcscd.service",
-            "--unit=pcscd.socket",
-            "--no-pager",
-            "--output=short-iso",
-            &format!("--lines={PCSCD_LINES}"),
-        ]),
-        PCSCD_LINES + 10,
-    )
-    .unwrap_or_else(|| "journal not available (pcscd not run by systemd here)\n".into())
+    journal(&["pcscd.service", "pcscd.socket"], PCSCD_LINES)
+        .unwrap_or_else(|| "journal not available (pcscd not run by systemd here)\n".into())
+}
+
+/// The last `lines` lines of these units' journal, when there is one.
+fn journal(units: &[&str], lines: usize) -> Option<String> {
+    let mut command = Command::new("journalctl");
+    command.args(units.iter().map(|unit| format!("--unit={unit}")));
+    command.args([
+        "--no-pager",
+        "--output=short-iso",
+        &format!("--lines={lines}"),
+    ]);
+    first_lines_of(&mut command, lines + 10)
 }
 
 fn first_line_of(command: &mut Command) -> Option<String> {

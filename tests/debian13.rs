@@ -449,6 +449,13 @@ async fn the_package_on_a_booted_debian_13_serves_upgrades_and_keeps_its_audit_t
             report.contains("[FAIL] pcscd: the PC/SC service (pcscd) refused access"),
             "{report}"
         );
+        // The support bundle (made as root, who may read every journal) holds pcscd's side.
+        system.exec(&["beid-agent", "diagnose", "--support-bundle", "/root/support.tar.gz"]);
+        let pcscd_lines = system.sh("tar -xzOf /root/support.tar.gz --wildcards '*/pcscd.txt'");
+        assert!(
+            pcscd_lines.contains(&refusal),
+            "the polkit refusal in the bundle's pcscd.txt:\n{pcscd_lines}"
+        );
 
         // Done as diagnose says (from the package at hand): the rule is back, the agent reads.
         system.exec_ok(&["apt-get", "install", "-y", "--reinstall", &deb_inside]);

@@ -9,7 +9,8 @@
 #                          binutils for the Debian package, procps for kill and pgrep,
 #                          debootstrap and systemd-container for the booted Debian 13 of
 #                          tests/debian13.rs, npm for the OpenAPI linter of
-#                          tests/openapi_lint.rs)
+#                          tests/openapi_lint.rs, prometheus for promtool in
+#                          tests/monitoring.rs)
 #   install-deps.sh speech what scripts/kiosk-speech.sh needs to make the kiosk's speech
 #                          clips (espeak-ng, opusenc); the tests never need it
 set -euo pipefail
@@ -20,12 +21,12 @@ if [ "${1:-test}" = test ]; then
   packages+=(opensc openssl chromium chromium-driver fonts-dejavu-core
     nodejs systemd dpkg-dev binutils procps)
   packages+=(debootstrap systemd-container)
-  # npm: Debian's package, unless a node distribution that carries its own is installed.
+  # npm: Debian's package, unless a node distribution that carries its own (NodeSource's)
+  # is installed.
   command -v npm >/dev/null || packages+=(npm)
-fi
-# NodeSource's nodejs brings npm; Debian's needs its own package.
-if [ "${1:-test}" = test ] && ! command -v npm >/dev/null; then
-  packages+=(npm)
+  # promtool (check metrics, check and test rules). The package also brings a Prometheus
+  # server; where systemd runs, its postinst starts it on :9090 (stop it if unwanted).
+  packages+=(prometheus)
 fi
 if [ "${1:-test}" = speech ]; then
   packages+=(espeak-ng opus-tools)

@@ -3,6 +3,7 @@
 
 pub mod advice;
 pub mod api;
+pub mod atomic_file;
 pub use beid_core::audit;
 pub mod beid;
 pub mod cli;

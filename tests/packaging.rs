@@ -117,7 +117,7 @@ fn the_unit_verifies_cleanly_and_its_command_line_is_the_agents() {
         "the unit runs the agent with the package's config and state dir"
     );
     for setting in [
-        "Type=notify",
+        "Type=notify-reload",
         "NotifyAccess=main",
         "User=beid-agent",
         "StateDirectory=beid-agent",
@@ -144,10 +144,19 @@ fn the_unit_verifies_cleanly_and_its_command_line_is_the_agents() {
     let copy = dir.path().join("beid-agent.service");
     let exec = EXEC_START.replace("/usr/bin/beid-agent", AGENT);
     std::fs::write(&copy, unit.replace(EXEC_START, &exec)).unwrap();
-    let output = run(Command::new(analyze).arg("verify").arg(&copy));
+    let output = run(Command::new(&analyze).arg("verify").arg(&copy));
     let stderr = String::from_utf8_lossy(&output.stderr);
+    let old_systemd = systemd_version(&analyze) < 253;
+    // systemd before 253 (Debian 12) does not know Type=notify-reload yet, and says so in
+    // exactly one line; nothing else may be said. tests/debian13.rs verifies the installed
+    // unit with systemd 257 and reloads it for real.
+    let unknown_type = "Failed to parse service type, ignoring: notify-reload";
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|line| !(old_systemd && line.ends_with(unknown_type)))
+        .collect();
     assert!(
-        output.status.success() && stderr.trim().is_empty(),
+        output.status.success() && said.is_empty(),
         "systemd-analyze verify ({}):\n{stderr}",
         output.status
     );
@@ -173,6 +182,16 @@ fn the_unit_verifies_cleanly_and_its_command_line_is_the_agents() {
         stderr.contains("missing.toml"),
         "the error names the configuration: {stderr}"
     );
+}
+
+/// The major version `systemd-analyze --version` prints first (`systemd 252 (252.39-1)`).
+fn systemd_version(analyze: &Path) -> u32 {
+    let version = run_ok(Command::new(analyze).arg("--version"));
+    version
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no version in {version:?}"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -587,6 +606,9 @@ fn the_debian_package_installs_everything_and_enables_but_never_first_starts_the
         "docs/installing.md",
         "docs/upstream-openapi.yaml",
         "docs/audit.md",
+        "docs/operations.md",
+        "packaging/prometheus/beid-agent.rules.yml",
+        "packaging/prometheus/beid-agent.rules.test.yml",
         "hardware/readers.md",
         "hardware/cards.md",
         "hardware/kiosk.md",

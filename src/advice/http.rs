@@ -42,6 +42,7 @@ use uuid::Uuid;
 
 use super::circuit::{CircuitBreaker, CircuitSettings};
 use super::error::AdviceError;
+use super::expiry::{self, CertificateExpiry, ObservingVerifier, SeenServerExpiry};
 use super::model::{Advice, AdviceRequest, Answered, Reason};
 use super::{
     random_fraction, AdviceFuture, AdviceService, OutcomeDelivery, OutcomeFuture, ServiceKind,
@@ -119,6 +120,10 @@ pub struct HttpAdviceService {
     breaker: CircuitBreaker,
     /// Set once the service said it does not take outcomes (`404`/`501`).
     outcomes_unsupported: AtomicBool,
+    /// The client certificate's not-after.
+    client_not_after: Option<OffsetDateTime>,
+    /// The upstream certificate's not-after, as the last verified handshake showed it.
+    server_expiry: Arc<SeenServerExpiry>,
 }
 
 /// How often an outcome is tried (the first attempt included) when the service fails.
@@ -127,8 +132,10 @@ const OUTCOME_ATTEMPTS: u32 = 3;
 impl HttpAdviceService {
     /// Reads the certificates and key, builds the TLS configuration and the client.
     pub fn new(settings: &HttpSettings) -> Result<Self, AdviceError> {
+        let server_expiry = Arc::new(SeenServerExpiry::default());
+        let tls = client(settings, ClientUse::Advice, &server_expiry)?;
         Ok(Self {
-            client: client(settings, ClientUse::Advice)?,
+            client: tls.http,
             endpoint: endpoint(&settings.url)?,
             timeout: settings.timeout,
             retries: settings.retries,
@@ -136,6 +143,8 @@ impl HttpAdviceService {
             max_body_bytes: settings.max_body_bytes,
             breaker: CircuitBreaker::new(settings.circuit),
             outcomes_unsupported: AtomicBool::new(false),
+            client_not_after: tls.client_not_after,
+            server_expiry,
         })
     }
 
@@ -368,6 +377,13 @@ impl AdviceService for HttpAdviceService {
             consecutive_failures: self.breaker.consecutive_failures(),
         }
     }
+
+    fn certificate_expiry(&self) -> CertificateExpiry {
+        CertificateExpiry {
+            client: self.client_not_after,
+            server: self.server_expiry.get(),
+        }
+    }
 }
 
 /// A lenient reading of [`beid_core::contract::EligibilityAnswer`]: the same fields, taken
@@ -470,20 +486,44 @@ pub(crate) enum ClientUse {
     Probe,
 }
 
+/// An HTTP client, and the not-after of the client certificate it presents.
+pub(crate) struct TlsClient {
+    pub(crate) http: reqwest::Client,
+    pub(crate) client_not_after: Option<OffsetDateTime>,
+}
+
 /// The HTTP client of `settings`: the configured CA bundle only, the client certificate,
-/// https only, no proxy, no redirects.
+/// https only, no proxy, no redirects. Every upstream certificate it accepts has its
+/// not-after noted in `server_expiry`.
 pub(crate) fn client(
     settings: &HttpSettings,
     purpose: ClientUse,
-) -> Result<reqwest::Client, AdviceError> {
+    server_expiry: &Arc<SeenServerExpiry>,
+) -> Result<TlsClient, AdviceError> {
     let probe = purpose == ClientUse::Probe;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = pem::read_roots(&settings.ca_bundle)?;
     let identity = pem::read_client_identity(&settings.client_cert, &settings.client_key)?;
+    let client_not_after = identity
+        .chain
+        .first()
+        .and_then(|leaf| expiry::not_after(leaf));
+    // The standard verifier over the configured roots, as `with_root_certificates` builds
+    // it, wrapped to note what it accepts.
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(AdviceError::Verifier)?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(AdviceError::Tls)?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ObservingVerifier::new(
+            verifier,
+            server_expiry.clone(),
+        )))
         .with_client_auth_cert(identity.chain, identity.key)
         .map_err(|source| pem::PemError::KeyMismatch {
             path: settings.client_key.clone(),
@@ -509,6 +549,10 @@ pub(crate) fn client(
         ))
         .tls_info(probe)
         .build()
+        .map(|http| TlsClient {
+            http,
+            client_not_after,
+        })
         .map_err(AdviceError::Client)
 }
 

@@ -1,7 +1,7 @@
 //! API clients: who holds which token, with which scopes, from which browser origins.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use serde::Deserialize;
@@ -59,7 +59,8 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 
 /// The configured clients and their rate limits.
 pub struct Clients {
-    clients: Vec<std::sync::Arc<Client>>,
+    /// Replaced whole by [`Clients::replace`] (a reload); the rate limits stay.
+    clients: RwLock<Arc<[Arc<Client>]>>,
     buckets: Mutex<HashMap<String, Bucket>>,
     rate_per_second: f64,
     burst: f64,
@@ -73,7 +74,7 @@ struct Bucket {
 impl Clients {
     pub fn new(clients: Vec<Client>) -> Self {
         Self {
-            clients: clients.into_iter().map(std::sync::Arc::new).collect(),
+            clients: RwLock::new(clients.into_iter().map(Arc::new).collect()),
             buckets: Mutex::new(HashMap::new()),
             rate_per_second: 50.0,
             burst: 100.0,
@@ -88,11 +89,31 @@ impl Clients {
         self
     }
 
+    /// The clients in force now.
+    fn current(&self) -> Arc<[Arc<Client>]> {
+        self.clients
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts a new list of clients in force (a reload: a rotated token, a client added or
+    /// removed). Requests from then on are judged against it; a request already admitted,
+    /// an event stream already open and a ticket already issued keep the client they had.
+    /// The rate limits of clients that remain (by name) carry on.
+    pub fn replace(&self, clients: Vec<Client>) {
+        let clients: Arc<[Arc<Client>]> = clients.into_iter().map(Arc::new).collect();
+        if let Ok(mut buckets) = self.buckets.lock() {
+            buckets.retain(|name, _| clients.iter().any(|c| &c.name == name));
+        }
+        *self.clients.write().unwrap_or_else(PoisonError::into_inner) = clients;
+    }
+
     /// The client whose token this is.
     pub fn authenticate(&self, token: &str) -> Option<std::sync::Arc<Client>> {
         let presented = digest(token);
         // Look at every client, so the time taken does not tell which one matched.
-        self.clients.iter().fold(None, |found, client| {
+        self.current().iter().fold(None, |found, client| {
             match same(&client.token_digest, &presented) {
                 true => Some(client.clone()),
                 false => found,
@@ -102,7 +123,7 @@ impl Clients {
 
     /// Whether any client accepts this origin (CORS preflights carry no token).
     pub fn any_allows_origin(&self, origin: &str) -> bool {
-        self.clients.iter().any(|c| c.allows_origin(origin))
+        self.current().iter().any(|c| c.allows_origin(origin))
     }
 
     /// Token bucket per client: `true` when this request may go on.
@@ -168,5 +189,33 @@ mod tests {
         let later = now + std::time::Duration::from_secs(1);
         let admitted = (0..150).filter(|_| clients.admit_at(&pos, later)).count();
         assert_eq!(admitted, 50);
+    }
+
+    #[test]
+    fn a_replaced_list_is_judged_at_once_and_the_rate_limits_carry_on() {
+        let old = "a-long-token-for-the-pos-client-0001";
+        let new = "a-long-token-for-the-pos-client-0003";
+        let clients = Clients::new(vec![Client::new("pos", old, vec![Scope::Advice], vec![])]);
+        let pos = clients.authenticate(old).unwrap();
+        while clients.admit(&pos) {}
+        clients.replace(vec![Client::new(
+            "pos",
+            new,
+            vec![Scope::Advice],
+            vec!["https://pos.example".into()],
+        )]);
+        assert!(
+            clients.authenticate(old).is_none(),
+            "the old token is refused"
+        );
+        let rotated = clients.authenticate(new).unwrap();
+        assert!(rotated.allows_origin("https://pos.example"));
+        assert!(clients.any_allows_origin("https://pos.example"));
+        assert!(
+            !clients.admit(&rotated),
+            "a reload does not refill the client's bucket"
+        );
+        clients.replace(Vec::new());
+        assert!(clients.authenticate(new).is_none());
     }
 }

@@ -61,6 +61,11 @@ impl AppState {
         }
     }
 
+    /// The metrics in Prometheus text: what was counted, and the engine's state now.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(&self.engine.gauges())
+    }
+
     /// Serves the simulated readers' controls too.
     pub fn with_simulator(mut self, simulator: Option<Arc<SimulatedReaders>>) -> Self {
         self.simulator = simulator;

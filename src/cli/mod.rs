@@ -18,6 +18,7 @@ mod exit;
 mod logging;
 mod read;
 mod readers;
+mod reload;
 mod serve;
 mod settings;
 mod simulate;

@@ -279,7 +279,7 @@ async fn a_read_that_ends_after_its_card_left_is_dropped() {
     );
     assert!(!h
         .metrics
-        .render()
+        .render(&h.engine.gauges())
         .contains("beid_card_reads_total{outcome=\"ok\"} 3"));
 }
 
@@ -386,7 +386,7 @@ async fn a_failed_audit_write_is_counted_and_the_citizen_still_gets_an_advice() 
     assert_eq!(decided.advice.decision(), Decision::Eligible);
     let failures = h
         .metrics
-        .render()
+        .render(&h.engine.gauges())
         .lines()
         .find_map(|l| l.strip_prefix("beid_audit_write_failures_total "))
         .map(|n| n.parse::<u64>().unwrap());

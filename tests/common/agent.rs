@@ -11,11 +11,80 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::upstream::Pki;
+use super::upstream::{Pki, Reply, Upstream};
 use super::Pcscd;
 
 /// A token as `openssl rand -hex 32` makes them (the agent refuses weak ones).
 pub const TOKEN: &str = "5c1e9a0f7b3d2e8c4a6f1b9d0e7c3a5f8b2d4e6a1c9f0b7e3d5a2c8f6e4b1d09";
+/// The token of the `prometheus` client (scope `metrics`) of [`metrics_client`].
+pub const METRICS_TOKEN: &str = "3d8a1f6c9e2b5d0a7f4c1e8b3a6d9f2c5e0b7a4d1f8c3e6b9a2d5f0c7e4b1a8d";
+
+/// Configuration for a `prometheus` client that may scrape `/metrics`, its token written
+/// into `dir`: append it to [`ServedAgent::start`]'s `extra`.
+pub fn metrics_client(dir: &std::path::Path) -> String {
+    let token = dir.join("metrics-token");
+    super::write_secret(&token, METRICS_TOKEN);
+    format!(
+        "[[api.clients]]\nname = \"prometheus\"\ntoken_file = \"{}\"\nscopes = [\"metrics\"]\n\n",
+        token.display()
+    )
+}
+
+/// The value of the sample on the line that starts with `name` (labels included) and a
+/// space, in Prometheus text.
+pub fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' '))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+/// The status `GET {base}{path}` gets with `token`.
+pub async fn status(base: &str, path: &str, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A whole counter: the mTLS test upstream (answering `eligible`), a test pcscd with the
+/// vpcd reader, and the agent served on them, with the `prometheus` client of
+/// [`metrics_client`] beside the counter's. Fields drop in order: the agent first.
+pub struct Counter {
+    pub agent: ServedAgent,
+    pub pcscd: Pcscd,
+    pub upstream: Upstream,
+    pub pki: Pki,
+    /// A folder for the test's own files (the metrics token, a textfile folder).
+    pub files: tempfile::TempDir,
+}
+
+impl Counter {
+    /// `extra(files)` returns configuration to append; it may write into `files` first.
+    pub async fn start(extra: impl FnOnce(&std::path::Path) -> String) -> Self {
+        super::upstream::install_crypto();
+        let pki = Pki::new();
+        let upstream = Upstream::start(&pki, Reply::Decide("eligible")).await;
+        let pcscd = Pcscd::start();
+        let files = tempfile::tempdir().unwrap();
+        let config = format!("{}{}", metrics_client(files.path()), extra(files.path()));
+        let agent = ServedAgent::start(&pcscd, &upstream.url, &pki, &config);
+        Self {
+            agent,
+            pcscd,
+            upstream,
+            pki,
+            files,
+        }
+    }
+}
 
 /// A running `serve`; killed when dropped.
 pub struct ServedAgent {
@@ -151,6 +220,40 @@ impl ServedAgent {
         agent
     }
 
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the agent's process still runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGHUP (what `systemctl reload` sends): the agent reloads its configuration.
+    pub fn hangup(&self) {
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -HUP {}", self.pid());
+    }
+
+    /// The configuration file the agent was started with (`config.d/` beside it).
+    pub fn config(&self) -> std::path::PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    /// Its state directory.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
     /// Stops the agent and returns its whole log.
     pub fn stop(&mut self) -> String {
         let _ = self.child.kill();
@@ -160,12 +263,24 @@ impl ServedAgent {
 
     /// GET with the counter's token.
     pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_as(path, TOKEN).await
+    }
+
+    /// GET with this token.
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
+            .bearer_auth(token)
             .send()
             .await
             .unwrap()
+    }
+
+    /// `GET /metrics` as the [`metrics_client`] scrapes it.
+    pub async fn metrics(&self) -> String {
+        let response = self.get_as("/metrics", METRICS_TOKEN).await;
+        assert_eq!(response.status(), 200, "GET /metrics");
+        response.text().await.unwrap()
     }
 
     /// A subscription to the event stream (ticket, then SSE).

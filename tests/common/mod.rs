@@ -133,6 +133,21 @@ pub fn expected(card: &str) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
 }
 
+/// The named check of a `diagnose --json` report.
+pub fn report_check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name:?} in {report:#}"))
+}
+
+/// `target/`, where the binary under test was built (`target/debug/beid-agent`).
+pub fn target_dir() -> PathBuf {
+    Path::new(AGENT).ancestors().nth(2).unwrap().to_owned()
+}
+
 /// A pcscd instance of our own.
 pub struct Pcscd {
     child: Option<Child>,

@@ -162,6 +162,12 @@ impl Pki {
         (cert_path, key_path)
     }
 
+    /// The CA's private key as `ca.key` (PEM), for a CA run with openssl that issues
+    /// client certificates this upstream accepts (its certificate is `ca_bundle`).
+    pub fn ca_key(&self) -> PathBuf {
+        write_pem(&self.dir.join("ca.key"), &self.ca.key.serialize_pem())
+    }
+
     /// The server certificate (127.0.0.1, localhost) and its key as `server.pem` and
     /// `server.key`, for a server of another kind (the city gateway) to present.
     pub fn server_identity(&self) -> (PathBuf, PathBuf) {

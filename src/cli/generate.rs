@@ -22,7 +22,12 @@ use super::exit::{Exit, Failure};
 pub enum GenerateCommand {
     /// Write the man pages into DIR: beid-agent.1 and one per command
     /// (beid-agent-read.1, beid-agent-audit-verify.1, ...).
-    Man { dir: PathBuf },
+    Man {
+        dir: PathBuf,
+        /// Compress them as Debian wants (beid-agent.1.gz, gzip -9n: no name, no time).
+        #[arg(long)]
+        gzip: bool,
+    },
     /// Write the completions into DIR, named as each shell's completion directory
     /// expects: beid-agent (bash), _beid-agent (zsh), beid-agent.fish (fish).
     Completions { dir: PathBuf },
@@ -32,7 +37,7 @@ pub enum GenerateCommand {
 
 pub fn run(command: &GenerateCommand) -> Result<(), Failure> {
     let written = match command {
-        GenerateCommand::Man { dir } => man_pages(dir)?,
+        GenerateCommand::Man { dir, gzip } => man_pages(dir, *gzip)?,
         GenerateCommand::Completions { dir } => completions(dir)?,
         GenerateCommand::ExitCodes => {
             out!("{}", Exit::markdown_table().trim_end());
@@ -46,7 +51,7 @@ pub fn run(command: &GenerateCommand) -> Result<(), Failure> {
 }
 
 /// One page per visible command, each ending in an EXIT STATUS section.
-fn man_pages(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
+fn man_pages(dir: &Path, gzip: bool) -> Result<Vec<PathBuf>, Failure> {
     let mut root = super::Cli::command().disable_help_subcommand(true);
     root.build();
     let mut pages = Vec::new();
@@ -58,7 +63,10 @@ fn man_pages(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
         man.render(&mut page)
             .map_err(|e| Failure::Other(format!("cannot render a man page: {e}")))?;
         let page = with_exit_status(&String::from_utf8_lossy(&page), &path);
-        written.push(write_file(dir, &man.get_filename(), page.as_bytes())?);
+        written.push(match gzip {
+            true => write_file(dir, &format!("{}.gz", man.get_filename()), &gzipped(&page)?)?,
+            false => write_file(dir, &man.get_filename(), page.as_bytes())?,
+        });
     }
     Ok(written)
 }
@@ -99,6 +107,16 @@ fn with_exit_status(page: &str, path: &[String]) -> String {
         Some(at) => format!("{}\n{}{}", &page[..at], section, &page[at + 1..]),
         None => format!("{page}{section}"),
     }
+}
+
+/// gzip at its best compression, with no file name and time in the header, so the same
+/// page always gives the same bytes (`gzip -9n`).
+fn gzipped(text: &str) -> Result<Vec<u8>, Failure> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder
+        .write_all(text.as_bytes())
+        .and_then(|()| encoder.finish())
+        .map_err(|e| Failure::Other(format!("cannot compress a man page: {e}")))
 }
 
 fn completions(dir: &Path) -> Result<Vec<PathBuf>, Failure> {

@@ -11,10 +11,15 @@
 set -euo pipefail
 
 packages=(pcscd libpcsclite-dev pkgconf vsmartcard-vpcd util-linux coreutils)
+# The README's API example.
+packages+=(curl jq)
 if [ "${1:-test}" = test ]; then
   packages+=(opensc openssl chromium chromium-driver fonts-dejavu-core
     nodejs systemd dpkg-dev binutils procps)
   packages+=(debootstrap systemd-container)
+  # tests/readme.rs: a private network namespace with its loopback up (ip), and vpcd's
+  # port seen listening (ss).
+  packages+=(iproute2)
 fi
 
 missing=()

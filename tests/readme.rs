@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{vpcd_reader_conf, wait_until, AGENT};
+use common::{is_root, vpcd_reader_conf, wait_until, AGENT};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const AGENT_MARK: &str = "readme-test: starts the agent";
@@ -130,14 +130,6 @@ fn banner_labels(banner: &str) -> Vec<String> {
                 .join(" ")
         })
         .collect()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0"))
-        .unwrap_or(false)
 }
 
 /// The script that runs inside the namespaces: sets them up, starts the agent and pcscd,

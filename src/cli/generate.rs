@@ -93,7 +93,7 @@ fn with_exit_status(page: &str, path: &[String]) -> String {
     };
     let mut section = Roff::new();
     section.control("SH", ["EXIT STATUS"]);
-    for exit in exits {
+    for exit in &exits {
         section.control("TP", []);
         let code = match exit.code() {
             "" => String::new(),

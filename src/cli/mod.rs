@@ -134,51 +134,36 @@ impl Command {
 }
 
 /// The exit statuses each command can end with, by its path: its `--help` and its man
-/// page list them, with their meanings from [`Exit`]. Commands that only group others
-/// (`audit`, `config`) have none of their own.
-pub fn exits_of(path: &[&str]) -> Option<&'static [Exit]> {
+/// page list them, with their meanings from [`Exit`]. Every command can end with 0, 1 and
+/// 2; the others are listed here. Commands that only group others (`audit`, `config`)
+/// have none of their own.
+pub fn exits_of(path: &[&str]) -> Option<Vec<Exit>> {
     use Exit::*;
-    Some(match path {
-        [] => &Exit::ALL,
-        ["read"] => &[
-            Success,
-            Other,
-            Usage,
-            NoService,
-            NoReader,
-            NoCard,
-            NotBeid,
-            NotActivated,
-            CardRemoved,
-            ReaderBusy,
-            CardMute,
-            SeveralCards,
-            NotAuthentic,
-        ],
-        ["advice"] => &[
-            Success,
-            Other,
-            Usage,
-            NoService,
-            NoReader,
-            NoCard,
-            NotBeid,
-            NotActivated,
-            CardRemoved,
-            ReaderBusy,
-            CardMute,
-            SeveralCards,
-            NoDecision,
-        ],
-        ["readers"] => &[Success, Other, Usage, NoService, NoReader],
-        ["diagnose"] | ["config", "check"] | ["audit", "verify"] => {
-            &[Success, Other, Usage, ChecksFailed]
-        }
-        ["verify-dump"] => &[Success, Other, Usage, NotAuthentic],
-        ["simulate-card"] => &[Success, Other, Usage, NoReader],
-        ["serve"] | ["audit", "seal-init"] => &[Success, Other, Usage],
+    /// What reading a card through pcscd can end with.
+    const CARD: &[Exit] = &[
+        NoService,
+        NoReader,
+        NoCard,
+        NotBeid,
+        NotActivated,
+        CardRemoved,
+        ReaderBusy,
+        CardMute,
+        SeveralCards,
+    ];
+    let own: &[&[Exit]] = match path {
+        [] => return Some(Exit::ALL.to_vec()),
+        ["read"] => &[CARD, &[NotAuthentic]],
+        ["advice"] => &[CARD, &[NoDecision]],
+        ["readers"] => &[&[NoService, NoReader]],
+        ["diagnose"] | ["config", "check"] | ["audit", "verify"] => &[&[ChecksFailed]],
+        ["verify-dump"] => &[&[NotAuthentic]],
+        ["simulate-card"] => &[&[NoReader]],
+        ["serve"] | ["audit", "seal-init"] => &[],
         _ => return None,
-    })
+    };
+    let every = [Success, Other, Usage];
+    Some(every.into_iter().chain(own.concat()).collect())
 }
 
 /// `command` with an "Exit status" section at the end of its help and of every
@@ -196,7 +181,7 @@ fn with_exit_sections(command: clap::Command) -> clap::Command {
         }
         let path: Vec<&str> = path.iter().map(String::as_str).collect();
         match exits_of(&path) {
-            Some(exits) => command.after_help(Exit::help_section(exits)),
+            Some(exits) => command.after_help(Exit::help_section(&exits)),
             None => command,
         }
     }
@@ -293,7 +278,7 @@ mod tests {
                 .split("Exit status:")
                 .nth(1)
                 .unwrap_or_else(|| panic!("{path:?}: {help}"));
-            for exit in exits {
+            for exit in &exits {
                 let line = format!(
                     "{:<3} {:<14} {}",
                     exit.status(),

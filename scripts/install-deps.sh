@@ -17,6 +17,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(pcscd libpcsclite-dev pkgconf vsmartcard-vpcd util-linux coreutils)
+# The README's API example.
+packages+=(curl jq)
 if [ "${1:-test}" = test ]; then
   packages+=(opensc openssl chromium chromium-driver fonts-dejavu-core
     nodejs systemd dpkg-dev binutils procps)
@@ -27,6 +29,9 @@ if [ "${1:-test}" = test ]; then
   # promtool (check metrics, check and test rules). The package also brings a Prometheus
   # server; where systemd runs, its postinst starts it on :9090 (stop it if unwanted).
   packages+=(prometheus)
+  # tests/readme.rs: a private network namespace with its loopback up (ip), and vpcd's
+  # port seen listening (ss).
+  packages+=(iproute2)
 fi
 if [ "${1:-test}" = speech ]; then
   packages+=(espeak-ng opus-tools)

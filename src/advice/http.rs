@@ -212,7 +212,7 @@ impl HttpAdviceService {
         request_id: Uuid,
         request: &AdviceRequest<'_>,
         deadline: Instant,
-    ) -> Result<Advice, Failure> {
+    ) -> Result<Advice, AttemptFailure> {
         let body = serde_json::to_vec(&EligibilityCheck {
             request_id,
             use_case: request.use_case.rule().to_owned(),
@@ -220,7 +220,7 @@ impl HttpAdviceService {
             channel: request.channel,
             device_id: request.device_id.to_owned(),
         })
-        .map_err(|error| Failure::new(Reason::UpstreamError).detail(&error))?;
+        .map_err(|error| AttemptFailure::new(Reason::UpstreamError).detail(&error))?;
         let mut attempt = 0_u32;
         loop {
             tracing::debug!(attempt, "posting eligibility check");
@@ -264,7 +264,7 @@ impl HttpAdviceService {
         request_id: Uuid,
         body: Vec<u8>,
         deadline: Instant,
-    ) -> Result<Advice, Failure> {
+    ) -> Result<Advice, AttemptFailure> {
         let send = self
             .client
             .post(self.endpoint.clone())
@@ -273,14 +273,14 @@ impl HttpAdviceService {
             .body(body)
             .send();
         let mut response = match tokio::time::timeout_at(deadline, send).await {
-            Err(_elapsed) => return Err(Failure::new(Reason::UpstreamTimeout)),
-            Ok(Err(error)) => return Err(Failure::from_transport(&error)),
+            Err(_elapsed) => return Err(AttemptFailure::new(Reason::UpstreamTimeout)),
+            Ok(Err(error)) => return Err(AttemptFailure::from_transport(&error)),
             Ok(Ok(response)) => response,
         };
         let status = response.status();
         tracing::debug!(status = status.as_u16(), version = ?response.version(), "upstream status");
         if status != StatusCode::OK {
-            let mut failure = Failure::new(Reason::UpstreamStatus(status.as_u16()));
+            let mut failure = AttemptFailure::new(Reason::UpstreamStatus(status.as_u16()));
             if matches!(status.as_u16(), 502..=504) {
                 failure.retry = match retry_after(response.headers()) {
                     Some(wait) => Retry::After(wait),
@@ -295,7 +295,7 @@ impl HttpAdviceService {
         )
         .await
         {
-            Err(_elapsed) => return Err(Failure::new(Reason::UpstreamBodyTimeout)),
+            Err(_elapsed) => return Err(AttemptFailure::new(Reason::UpstreamBodyTimeout)),
             Ok(body) => body?,
         };
         parse_answer(&body, request_id)
@@ -419,13 +419,13 @@ enum Retry {
 
 /// Why one attempt gave no decision.
 #[derive(Debug)]
-struct Failure {
+struct AttemptFailure {
     reason: Reason,
     retry: Retry,
     detail: Option<String>,
 }
 
-impl Failure {
+impl AttemptFailure {
     fn new(reason: Reason) -> Self {
         Self {
             reason,
@@ -558,27 +558,30 @@ pub(crate) fn client(
 
 /// The reason and the error chain of a failed request, as the advice path judges them.
 pub(crate) fn transport_failure(error: &reqwest::Error) -> (Reason, String) {
-    let failure = Failure::from_transport(error);
+    let failure = AttemptFailure::from_transport(error);
     (failure.reason, failure.detail.unwrap_or_default())
 }
 
 /// Read the body, refusing more than `limit` bytes (by `Content-Length` up front, or while
 /// streaming).
-async fn read_limited(response: &mut reqwest::Response, limit: usize) -> Result<Vec<u8>, Failure> {
+async fn read_limited(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, AttemptFailure> {
     if response
         .content_length()
         .is_some_and(|length| length > limit as u64)
     {
-        return Err(Failure::new(Reason::UpstreamTooLarge));
+        return Err(AttemptFailure::new(Reason::UpstreamTooLarge));
     }
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|error| Failure::from_transport(&error))?
+        .map_err(|error| AttemptFailure::from_transport(&error))?
     {
         if body.len() + chunk.len() > limit {
-            return Err(Failure::new(Reason::UpstreamTooLarge));
+            return Err(AttemptFailure::new(Reason::UpstreamTooLarge));
         }
         body.extend_from_slice(&chunk);
     }
@@ -596,27 +599,27 @@ fn backoff(base: Duration, attempt: u32, fraction: f64) -> Duration {
 }
 
 /// Judge a 200 body against the contract.
-fn parse_answer(body: &[u8], request_id: Uuid) -> Result<Advice, Failure> {
+fn parse_answer(body: &[u8], request_id: Uuid) -> Result<Advice, AttemptFailure> {
     // serde_json's messages may quote values of the body; log only where it broke.
-    let answer: UpstreamAnswer = serde_json::from_slice(body).map_err(|error| Failure {
+    let answer: UpstreamAnswer = serde_json::from_slice(body).map_err(|error| AttemptFailure {
         detail: Some(format!(
             "{:?} error at line {} column {}",
             error.classify(),
             error.line(),
             error.column()
         )),
-        ..Failure::new(Reason::UpstreamMalformed)
+        ..AttemptFailure::new(Reason::UpstreamMalformed)
     })?;
     if Uuid::parse_str(&answer.request_id).ok() != Some(request_id) {
-        return Err(Failure::new(Reason::UpstreamMismatch));
+        return Err(AttemptFailure::new(Reason::UpstreamMismatch));
     }
     let decision = serde_json::from_value::<AnswerDecision>(answer.decision.into())
-        .map_err(|_| Failure::new(Reason::UpstreamUnknownDecision))?;
+        .map_err(|_| AttemptFailure::new(Reason::UpstreamUnknownDecision))?;
     let valid_until = match answer.valid_until.as_deref() {
         None => None,
-        Some(text) => Some(parse_valid_until(text).ok_or_else(|| Failure {
+        Some(text) => Some(parse_valid_until(text).ok_or_else(|| AttemptFailure {
             detail: Some("validUntil is not an RFC 3339 date".into()),
-            ..Failure::new(Reason::UpstreamMalformed)
+            ..AttemptFailure::new(Reason::UpstreamMalformed)
         })?),
     };
     // Upstream text is untrusted: capped, stripped of control characters and of anything
@@ -888,10 +891,10 @@ mod tests {
 
     #[test]
     fn only_unreachable_or_failing_upstreams_trip_the_breaker() {
-        assert!(!Failure::new(Reason::UpstreamTimeout).healthy());
-        assert!(!Failure::new(Reason::UpstreamStatus(503)).healthy());
-        assert!(!Failure::new(Reason::UpstreamStatus(429)).healthy());
-        assert!(Failure::new(Reason::UpstreamStatus(400)).healthy());
-        assert!(Failure::new(Reason::UpstreamMismatch).healthy());
+        assert!(!AttemptFailure::new(Reason::UpstreamTimeout).healthy());
+        assert!(!AttemptFailure::new(Reason::UpstreamStatus(503)).healthy());
+        assert!(!AttemptFailure::new(Reason::UpstreamStatus(429)).healthy());
+        assert!(AttemptFailure::new(Reason::UpstreamStatus(400)).healthy());
+        assert!(AttemptFailure::new(Reason::UpstreamMismatch).healthy());
     }
 }

@@ -1,6 +1,6 @@
 //! session: reader events → card read → verification → advice.
 //!
-//! No HTTP here. Card I/O runs on its own thread with its own PC/SC context (DESIGN.md
+//! No HTTP here. Card I/O runs on its own thread with its own PC/SC context (`docs/design.md`,
 //! "Threads"), and every wait on a card is bounded: a card that stops answering must not
 //! freeze the caller.
 

@@ -432,7 +432,8 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Optio
     condition().then_some(())
 }
 
-fn is_root() -> bool {
+/// Whether the tests run as root (else pcscd and the namespaces need a user namespace).
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

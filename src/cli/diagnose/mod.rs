@@ -22,14 +22,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::exit::Failure;
+use super::json::{self, JsonFlag};
 use super::settings::DEFAULT_CONFIG;
 use report::Report;
 
 #[derive(Debug, clap::Args)]
 pub struct DiagnoseArgs {
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    pub(super) output: JsonFlag,
     /// Give up on a card that has not answered within this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     timeout: u64,
@@ -93,10 +93,8 @@ pub fn run(args: &DiagnoseArgs) -> Result<(), Failure> {
         );
     }
 
-    if args.json {
-        let json = serde_json::to_string_pretty(&report)
-            .map_err(|e| Failure::Other(format!("cannot write JSON: {e}")))?;
-        out!("{json}");
+    if args.output.json {
+        json::print(&report)?;
     } else {
         out!("{}", report.text().trim_end());
     }

@@ -7,8 +7,6 @@
 mod authenticity;
 mod decide;
 mod engine;
-#[cfg(test)]
-mod engine_tests;
 mod events;
 mod ids;
 mod kiosk;

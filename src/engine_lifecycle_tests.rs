@@ -1,6 +1,6 @@
-//! The engine's lifecycle, driven through a scripted backend (the simulated readers, with a
-//! gate in front of the card) and an advice service the test controls: what happens to
-//! reads, advice and events when cards come and go.
+//! The card engine's lifecycle (`session::Engine`), driven through a scripted backend (the
+//! simulated readers, with a gate in front of the card) and an advice service the test
+//! controls: what happens to reads, advice and events when cards come and go.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-use super::engine::{Engine, EngineError, EngineSettings, ReadState};
-use super::events::{EngineEvent, Published};
-use super::outcome::OutcomeInput;
 use crate::advice::{
     Advice, AdviceFuture, AdviceRequest, AdviceService, CircuitState, Decision, Reason,
     ServiceKind, ServiceStatus,
 };
 use crate::metrics::Metrics;
 use crate::reader::{CardBackend, CardConnection, ReaderError, ReaderEvent};
+use crate::session::OutcomeInput;
+use crate::session::{Engine, EngineError, EngineSettings, ReadState};
+use crate::session::{EngineEvent, Published};
 use crate::sim::SimulatedReaders;
 use beid_core::contract::StaffDecision;
 
@@ -464,7 +464,7 @@ async fn a_snapshot_agrees_with_the_event_ids() {
 
 #[test]
 fn the_chip_check_applies_at_kiosks_by_default_and_as_configured() {
-    use super::authenticity::CardAuthentication;
+    use crate::session::CardAuthentication;
     assert_eq!(CardAuthentication::default(), CardAuthentication::Kiosk);
     assert!(CardAuthentication::Kiosk.applies(true));
     assert!(!CardAuthentication::Kiosk.applies(false));

@@ -49,7 +49,8 @@ for group in "${groups[@]}"; do
   done
   test_args=()
   for arg in $args; do
-    test_args+=(--cargo-test-arg="$arg")
+    # For every cargo invocation: the build then compiles only the tests that run.
+    test_args+=(--cargo-arg="$arg")
   done
   echo "mutants: $name ($files)"
   (cd "$tree" && cargo mutants --in-place --no-shuffle --package "$package" \

@@ -132,6 +132,7 @@ async fn pcscd_killed_idle_or_mid_read_is_followed() {
     assert_eq!(s.events.until("reader-error").await["code"], "pcscd_down");
     let relaunched = Instant::now();
     s.pcscd.launch();
+    s.events.until("pcscd-up").await;
     s.events.until("reader-added").await;
     let recovered = relaunched.elapsed();
     good_card_works(&s.pcscd, &mut s.events, 0).await;

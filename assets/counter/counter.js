@@ -389,6 +389,10 @@ const handlers = {
     render();
   },
   'events-missed': () => { /* a fresh snapshot follows at once */ },
+  'pcscd-up': () => {
+    agent.pcscdUp = true; // back, perhaps without a reader yet
+    renderReaders();
+  },
   'reader-added': (data) => {
     agent.pcscdUp = true;
     setReader(data.reader, {});

@@ -511,6 +511,10 @@
       render();
     },
     'events-missed': () => { /* a snapshot follows at once */ },
+    'pcscd-up': () => {
+      agent.pcscd = 'up'; // back, perhaps without a reader yet
+      render();
+    },
     'reader-added': (data) => {
       agent.readers.set(data.reader, 'empty');
       agent.pcscd = 'up'; // a reader appears only through pcscd

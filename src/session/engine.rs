@@ -632,7 +632,12 @@ impl Engine {
 
     fn on_reader_event(&self, event: ReaderEvent) {
         match event {
-            ReaderEvent::ServiceUp => self.lock().pcscd_up = true,
+            ReaderEvent::ServiceUp => {
+                let was_down = !std::mem::replace(&mut self.lock().pcscd_up, true);
+                if was_down {
+                    self.emit(EngineEvent::PcscdUp);
+                }
+            }
             ReaderEvent::ServiceDown => {
                 self.lock().pcscd_up = false;
                 self.emit(EngineEvent::ReaderError {

@@ -164,6 +164,25 @@ async fn tokens_hosts_and_scopes_are_enforced() {
         status(agent.get("/v1/status", KIOSK).send().await.unwrap()),
         200
     );
+    // Each client hears its own scopes.
+    for (token, scopes) in [
+        (KIOSK, serde_json::json!(["advice"])),
+        (POS, serde_json::json!(["advice", "identity"])),
+        (
+            FULL,
+            serde_json::json!(["advice", "identity", "national-number"]),
+        ),
+    ] {
+        let body: Value = agent
+            .get("/v1/status", token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["scopes"], scopes);
+    }
 
     // DNS rebinding: a name that resolves to 127.0.0.1 but is not the agent's.
     for path in ["/v1/status", "/healthz", "/kiosk/"] {

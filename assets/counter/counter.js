@@ -142,9 +142,18 @@ function newCard(session, reader) {
     advice: {}, // use case -> Advice
     asking: {}, // use case -> 'asking' | 'failed'
     outcomes: {}, // use case -> Outcome
-    nationalNumber: { state: 'none', value: null },
+    // Without the national-number scope the page says so at once instead of a button that
+    // can only be refused.
+    nationalNumber: { state: mayAskNationalNumber() ? 'none' : 'refused', value: null },
     dom: null
   };
+}
+
+// Whether this page's token may ask for the national number (`GET /v1/status`'s `scopes`;
+// an agent that does not list them is asked, and answers 403 when it may not).
+function mayAskNationalNumber() {
+  const scopes = agent.status && agent.status.scopes;
+  return !Array.isArray(scopes) || scopes.includes('national-number');
 }
 
 function ours(session) {

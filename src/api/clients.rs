@@ -7,7 +7,9 @@ use std::time::Instant;
 use serde::Deserialize;
 
 /// What a client may see (docs/local-api.md "Scopes").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scope {
     Advice,

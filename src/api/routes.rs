@@ -80,6 +80,7 @@ pub async fn status(
         kiosk: KioskView {
             speech_output: settings.kiosk.speech_output,
         },
+        scopes: client.scopes.clone(),
     }))
 }
 

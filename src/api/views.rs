@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::advice::{Basis, Channel, CircuitState, Decision, Labels, ServiceKind, UseCase};
+use crate::api::Scope;
 use crate::beid::{CardFault, Gender};
 use crate::session::{
     reader_id, ChipVerdict, Decided, EngineEvent, ReadState, ReaderView, Recorded, Session,
@@ -68,6 +69,9 @@ pub struct StatusView {
     pub counter: CounterView,
     /// What the kiosk page needs (`[kiosk]`).
     pub kiosk: KioskView,
+    /// The calling client's scopes: a page offers only what its token may ask for (the
+    /// counter page's "show the national number" button, for instance).
+    pub scopes: Vec<Scope>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

@@ -4,7 +4,7 @@
 //! as ratios reference ÷ agent, with each side's T=0 wire floor.
 //!
 //! The reference is Fedict eid-mw's card layer (`CCard` + `CPCSC`) replayed after
-//! PROTOCOL.md §2 and §8, fixed delays included ([`mw`]). It is a measuring instrument, not
+//! `docs/card-protocol.md` §15, fixed delays included ([`mw`]). It is a measuring instrument, not
 //! product code: it lives here, not in `src/`.
 //!
 //! What each side includes (the same for both unless said):
@@ -52,7 +52,7 @@ const CARDS: [&str; 3] = ["alice-2009", "gen-1.7-rsa2048", "gen-1.8-ec"];
 const READER: &str = "Virtual PCD 00 00";
 const USE_CASE: &str = "uitpas-kansentarief";
 
-/// eid-mw's card layer as it reads what a verified national number needs (PROTOCOL.md §2:
+/// eid-mw's card layer as it reads what a verified national number needs (`docs/card-protocol.md` §15;
 /// MW `pcsc.cpp` `CPCSC::Connect`/`Transmit`, `card.cpp` `CCard` constructor, `SelectFile`,
 /// `ReadFile`, `SendAPDU`). No file cache: 503C is read every time.
 ///
@@ -200,7 +200,7 @@ mod mw {
         }
 
         /// The `CCard` constructor: GET CARD DATA `80 E4 00 00 1C`; the 6C delay when bytes
-        /// 22-23 are `00 01`; on applet ≥ 1.8 again with P2 = 01, Le = 1F (PROTOCOL.md §2.3).
+        /// 22-23 are `00 01`; on applet ≥ 1.8 again with P2 = 01, Le = 1F (`docs/card-protocol.md` §2).
         pub fn get_card_data(&mut self) -> Result<Vec<u8>, Error> {
             let response = self.send(&[0x80, 0xE4, 0x00, 0x00, 0x1C])?;
             if sw(&response) != 0x9000 || response.len() < 2 + 28 {

@@ -1,8 +1,9 @@
 //! Start-up time to ready and resident memory of `beid-agent serve --simulate`: the time from
-//! spawning the process to its systemd `READY=1` (the API listens, the card engine runs), and
-//! VmRSS when idle and after 20 cards with advice.
+//! spawning the process to its systemd `READY=1` (the API listens, the card engine runs),
+//! VmRSS when idle and after 20 cards with advice, and (full mode) its growth from card 100
+//! to card 1000: the soak's memory figure, measured here rather than asserted in a test.
 //!
-//! cargo bench --bench startup     (target: idle RSS ≤ 20 MB)
+//! cargo bench --bench startup     (target: idle RSS ≤ 20 MB; flat over 1000 cards)
 
 // Bench set-up: a failure must stop loudly.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -43,7 +44,17 @@ fn main() {
         ready.push(started.elapsed());
         idle.push(agent.rss_kib());
         if run == 0 {
-            busy = after_visits(&agent);
+            busy = after_visits(&agent, 20);
+            if full {
+                let at_100 = after_visits(&agent, 80);
+                let at_1000 = after_visits(&agent, 900);
+                println!(
+                    "startup: VmRSS after 100 cards {:.1} MB, after 1000 cards {:.1} MB ({:+} KiB)",
+                    at_100 as f64 / 1024.0,
+                    at_1000 as f64 / 1024.0,
+                    at_1000 as i64 - at_100 as i64
+                );
+            }
         }
     }
     ready.sort();
@@ -62,8 +73,8 @@ fn main() {
     );
 }
 
-/// 20 visits (insert, advice, remove); the resident memory afterwards.
-fn after_visits(agent: &SimulatedServe) -> u64 {
+/// `visits` visits (insert, advice, remove); the resident memory afterwards.
+fn after_visits(agent: &SimulatedServe, visits: usize) -> u64 {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -72,7 +83,7 @@ fn after_visits(agent: &SimulatedServe) -> u64 {
     runtime.block_on(async {
         let http = reqwest::Client::new();
         let mut pace = simulated::pace();
-        for round in 0..20 {
+        for round in 0..visits {
             let card = if round % 2 == 0 {
                 "gen-1.8-ec"
             } else {

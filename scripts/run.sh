@@ -10,5 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh run
-cargo build --locked --quiet
+# cargo shows its progress: the first build takes a few minutes, later ones a moment.
+echo "building beid-agent..." >&2
+cargo build --locked
 exec target/debug/beid-agent serve --simulate "$@"

@@ -2,7 +2,7 @@
 
 fn main() -> std::process::ExitCode {
     // One crypto stack in the whole process (ring), installed before any TLS is built
-    // (DESIGN.md "Dependencies"). It can only fail if one was installed already.
+    // (`docs/design.md`, "Dependencies"). It can only fail if one was installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
     beid_agent::cli::run()
 }

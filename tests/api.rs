@@ -203,6 +203,25 @@ async fn tokens_hosts_and_scopes_are_enforced() {
         status(agent.get("/v1/status", KIOSK).send().await.unwrap()),
         200
     );
+    // Each client hears its own scopes.
+    for (token, scopes) in [
+        (KIOSK, serde_json::json!(["advice"])),
+        (POS, serde_json::json!(["advice", "identity"])),
+        (
+            FULL,
+            serde_json::json!(["advice", "identity", "national-number"]),
+        ),
+    ] {
+        let body: Value = agent
+            .get("/v1/status", token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["scopes"], scopes);
+    }
 
     // DNS rebinding: a name that resolves to 127.0.0.1 but is not the agent's.
     for path in ["/v1/status", "/healthz", "/kiosk/"] {
@@ -1099,4 +1118,57 @@ async fn failed_authentication_is_logged_once_per_burst_without_the_token() {
         !logs.contains("guess-"),
         "the token is never logged: {logs}"
     );
+}
+
+#[tokio::test]
+async fn the_host_must_name_this_agent_with_its_own_port() {
+    let agent = start().await;
+    let port = agent.base.rsplit(':').next().unwrap().to_owned();
+    let other_port = if port == "8099" { "8098" } else { "8099" };
+    let host = |host: String| {
+        let request = agent.get("/v1/status", FULL).header("Host", host);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    for own in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        assert_eq!(host(own.clone()).await, 200, "{own}");
+    }
+    for foreign in [
+        format!("127.0.0.1:{other_port}"),
+        format!("localhost:{other_port}"),
+        "127.0.0.1".to_owned(),
+        "localhost".to_owned(),
+        format!("127.0.0.2:{port}"),
+        format!("localhost.:{port}"),
+        format!("attacker.example:{port}"),
+        format!("127.0.0.1:{port}.attacker.example"),
+        String::new(),
+    ] {
+        assert_eq!(host(foreign.clone()).await, 403, "{foreign:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_origin_must_be_exactly_one_the_client_has() {
+    let agent = start().await;
+    let origin = |origin: &str| {
+        let request = agent.get("/v1/status", POS).header("Origin", origin);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(origin(POS_ORIGIN).await, 200);
+    for foreign in [
+        "http://pos.uitpas.example",
+        "https://pos.uitpas.example:8443",
+        "https://pos.uitpas.example/",
+        "https://POS.uitpas.example.evil",
+        "https://sub.pos.uitpas.example",
+        "null",
+        "",
+    ] {
+        assert_eq!(origin(foreign).await, 403, "{foreign:?}");
+    }
 }

@@ -144,10 +144,11 @@ fn the_help_lists_the_exit_codes() {
     let output = run(Command::new(AGENT).args(["config", "check", "--help"]));
     let help = stdout(&output);
     for line in [
-        "Exit codes:",
-        "0   no problem",
-        "1   the configuration file cannot be read",
-        "12  problems found",
+        "Exit status:",
+        "0                  success",
+        "1   error          another error",
+        "2   usage          wrong usage",
+        "12  checks_failed  problems found",
     ] {
         assert!(help.contains(line), "{line:?} missing from:\n{help}");
     }

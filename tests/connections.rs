@@ -127,7 +127,7 @@ async fn silent_slow_and_idle_connections_are_closed_by_the_agent() {
 
 /// The agent in-process with a budget of `budget` connections and deadlines long enough
 /// never to interfere.
-async fn in_process(budget: usize) -> (String, Arc<Metrics>) {
+async fn in_process(budget: usize) -> (String, AppState) {
     let long = Duration::from_secs(600);
     in_process_with(
         budget,
@@ -140,7 +140,7 @@ async fn in_process(budget: usize) -> (String, Arc<Metrics>) {
     .await
 }
 
-async fn in_process_with(budget: usize, deadlines: Deadlines) -> (String, Arc<Metrics>) {
+async fn in_process_with(budget: usize, deadlines: Deadlines) -> (String, AppState) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let source = Arc::new(SimulatedReaders::new(&["Simulated reader 1"], false));
     let metrics = Arc::new(Metrics::default());
@@ -165,11 +165,11 @@ async fn in_process_with(budget: usize, deadlines: Deadlines) -> (String, Arc<Me
     };
     tokio::spawn(api::serve_with(
         listener,
-        state,
+        state.clone(),
         std::future::pending(),
         limits,
     ));
-    (format!("127.0.0.1:{port}"), metrics)
+    (format!("127.0.0.1:{port}"), state)
 }
 
 /// One request on a kept-alive raw connection: the answer's status.
@@ -184,7 +184,7 @@ async fn ask(stream: &mut TcpStream, address: &str, token: &str) -> Option<u16> 
 
 #[tokio::test]
 async fn a_full_budget_evicts_connections_that_never_authenticated_first() {
-    let (address, metrics) = in_process(8).await;
+    let (address, state) = in_process(8).await;
     let mut pos = TcpStream::connect(&address).await.unwrap();
     assert_eq!(ask(&mut pos, &address, TOKEN).await, Some(200));
 
@@ -198,7 +198,7 @@ async fn a_full_budget_evicts_connections_that_never_authenticated_first() {
     // The POS's kept-alive connection, authenticated, was never the one to go.
     assert_eq!(ask(&mut pos, &address, TOKEN).await, Some(200));
     closed_by_agent(&mut silent[0]).await;
-    let text = metrics.render();
+    let text = state.metrics_text();
     assert!(
         text.lines().any(|l| {
             l.strip_prefix("beid_api_connections_closed_total{reason=\"evicted_unauthenticated\"} ")
@@ -214,7 +214,7 @@ async fn a_full_budget_evicts_connections_that_never_authenticated_first() {
 /// keeps a silent one, and loses it too once idle long enough.
 #[tokio::test]
 async fn an_authenticated_connection_may_idle_longer_than_a_stranger() {
-    let (address, metrics) = in_process_with(
+    let (address, state) = in_process_with(
         64,
         Deadlines {
             head: Duration::from_secs(1),
@@ -230,7 +230,7 @@ async fn an_authenticated_connection_may_idle_longer_than_a_stranger() {
     // The stranger is gone; the POS, idle as long, is still served on its connection.
     assert_eq!(ask(&mut pos, &address, TOKEN).await, Some(200));
     closed_by_agent(&mut pos).await;
-    let text = metrics.render();
+    let text = state.metrics_text();
     assert!(
         text.contains("beid_api_connections_closed_total{reason=\"timed_out\"} 2"),
         "{text}"

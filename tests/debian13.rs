@@ -22,7 +22,7 @@ use common::nspawn;
 use common::package;
 use common::upstream;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,20 +33,6 @@ use nspawn::{Container, RootRecipe};
 use upstream::{Pki, Reply, Upstream};
 
 const SUITE: &str = "trixie";
-/// The booted system: systemd with logind (polkitd depends on it), polkit-gated pcscd, the
-/// vpcd driver; the agent's own `Depends` are added from the package.
-const SYSTEM: [&str; 10] = [
-    "systemd",
-    "systemd-sysv",
-    "dbus",
-    "libpam-systemd",
-    "pcscd",
-    "polkitd",
-    "libpcsclite1",
-    "vsmartcard-vpcd",
-    "curl",
-    "ca-certificates",
-];
 const POLKIT_RULE: &str = "/usr/share/polkit-1/rules.d/60-beid-agent.rules";
 const STATE: &str = "/var/lib/beid-agent";
 const CONFIG: &str = "/etc/beid-agent/config.toml";
@@ -183,15 +169,6 @@ impl Api {
     }
 }
 
-fn target_dir() -> PathBuf {
-    // target/debug/beid-agent → target
-    Path::new(common::AGENT)
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_owned()
-}
-
 /// The file's bytes, inside the container.
 fn read(system: &System, inside: &str) -> Vec<u8> {
     std::fs::read(system.path(inside)).unwrap_or_else(|e| panic!("{inside}: {e}"))
@@ -266,10 +243,13 @@ async fn the_package_on_a_booted_debian_13_serves_upgrades_and_keeps_its_audit_t
         )
     };
 
-    let cache = target_dir().join("debian13-root");
+    let cache = common::target_dir().join("debian13-root");
     let cached = {
         let _step = step("the Debian 13 root (debootstrap once, then cached)");
-        let mut packages: Vec<String> = SYSTEM.iter().map(|p| (*p).to_owned()).collect();
+        let mut packages: Vec<String> = nspawn::DEBIAN13_SYSTEM
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect();
         packages.extend(package::depends(&deb));
         RootRecipe {
             suite: SUITE,
@@ -284,17 +264,7 @@ async fn the_package_on_a_booted_debian_13_serves_upgrades_and_keeps_its_audit_t
         let _step = step("boot it with systemd-nspawn");
         let copy = nspawn::copy_for_this_run(&cache);
         let container = Container::boot(&cached, &copy, "beid-debian13", |root| {
-            // The container's pcscd gets a vpcd port pair of its own: the host network is
-            // shared, and other tests' pcscd use Debian's fixed 35963.
-            std::fs::write(
-                root.join("etc/reader.conf.d/vpcd"),
-                common::vpcd_reader_conf(vpcd),
-            )
-            .unwrap();
-            let packages = root.join("root/packages");
-            std::fs::create_dir_all(&packages).unwrap();
-            std::fs::copy(&deb, packages.join(deb.file_name().unwrap())).unwrap();
-            std::fs::copy(&upgrade, packages.join(upgrade.file_name().unwrap())).unwrap();
+            nspawn::stage_counter(root, vpcd, &[&deb, &upgrade]);
         });
         let system = System { container };
         let pcscd = system.exec_ok(&["pcscd", "--version"]);
@@ -478,6 +448,18 @@ async fn the_package_on_a_booted_debian_13_serves_upgrades_and_keeps_its_audit_t
         assert!(
             report.contains("[FAIL] pcscd: the PC/SC service (pcscd) refused access"),
             "{report}"
+        );
+        // The support bundle (made as root, who may read every journal) holds pcscd's side.
+        system.exec(&[
+            "beid-agent",
+            "diagnose",
+            "--support-bundle",
+            "/root/support.tar.gz",
+        ]);
+        let pcscd_lines = system.sh("tar -xzOf /root/support.tar.gz --wildcards '*/pcscd.txt'");
+        assert!(
+            pcscd_lines.contains(&refusal),
+            "the polkit refusal in the bundle's pcscd.txt:\n{pcscd_lines}"
         );
 
         // Done as diagnose says (from the package at hand): the rule is back, the agent reads.

@@ -45,8 +45,10 @@ impl Demo {
         let mut child = command.spawn().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut banner = String::new();
-        for _ in 0..3 {
-            stdout.read_line(&mut banner).unwrap();
+        // The banner ends with the token's line.
+        while !banner.contains("demo token:") {
+            let read = stdout.read_line(&mut banner).unwrap();
+            assert!(read > 0, "serve ended before its banner: {banner:?}");
         }
         let base = banner
             .lines()

@@ -30,14 +30,7 @@ fn diagnose(mut command: Command, args: &[&str]) -> (Option<i32>, Value) {
 }
 
 /// The named check of a report.
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name:?} in {report:#}"))
-}
+use common::report_check as check;
 
 fn text(check: &Value, field: &str) -> String {
     check[field].as_str().unwrap_or_default().to_owned()
@@ -58,6 +51,16 @@ async fn diagnose_config(config: &Path) -> (Option<i32>, Value) {
         vec!["--config".into(), config.display().to_string()],
     )
     .await
+}
+
+/// No check failed or warned.
+fn assert_only_passes(report: &Value) {
+    for check in report["checks"].as_array().unwrap() {
+        assert!(
+            check["status"] == "pass" || check["status"] == "info",
+            "{check}"
+        );
+    }
 }
 
 /// Every failure and warning carries a hint.
@@ -103,8 +106,11 @@ async fn diagnose_async(command: Command, args: Vec<String>) -> (Option<i32>, Va
 
 #[test]
 fn a_bare_machine_gets_one_hint_per_problem() {
-    // As a newcomer runs it: no arguments, no pcscd, no configuration.
-    let (code, report) = diagnose(no_pcscd(), &[]);
+    // As a newcomer runs it: no pcscd, no configuration (named explicitly, so that the
+    // machine's own /etc/beid-agent cannot change the answer).
+    let dir = tempfile::tempdir().unwrap();
+    let absent = dir.path().join("config.toml");
+    let (code, report) = diagnose(no_pcscd(), &["--config", absent.to_str().unwrap()]);
     assert_eq!(code, Some(12), "{report:#}");
     assert_eq!(report["ok"], false);
     let pcscd = check(&report, "pcscd");
@@ -113,15 +119,13 @@ fn a_bare_machine_gets_one_hint_per_problem() {
         text(pcscd, "hint").contains("systemctl start pcscd"),
         "{pcscd}"
     );
-    if !Path::new("/etc/beid-agent/config.toml").exists() {
-        let config = check(&report, "configuration");
-        assert_eq!(config["status"], "fail");
-        assert!(
-            text(config, "detail").contains("no configuration"),
-            "{config}"
-        );
-        assert!(text(config, "hint").contains("--config"), "{config}");
-    }
+    let config = check(&report, "configuration");
+    assert_eq!(config["status"], "fail");
+    assert!(
+        text(config, "detail").contains("no configuration"),
+        "{config}"
+    );
+    assert!(text(config, "hint").contains("--config"), "{config}");
     assert_hints(&report);
 
     // The human form puts each hint under its failure.
@@ -439,12 +443,7 @@ async fn a_healthy_counter_passes_and_its_support_bundle_holds_no_personal_data(
     )
     .await;
     assert_eq!(code, Some(0), "{report:#}");
-    for check in report["checks"].as_array().unwrap() {
-        assert!(
-            check["status"] == "pass" || check["status"] == "info",
-            "{check}"
-        );
-    }
+    assert_only_passes(&report);
     for name in [
         "upstream",
         "upstream server certificate",
@@ -475,6 +474,7 @@ async fn a_healthy_counter_passes_and_its_support_bundle_holds_no_personal_data(
         "config.toml",
         "service.txt",
         "logs.txt",
+        "pcscd.txt",
     ] {
         assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
     }
@@ -525,4 +525,84 @@ fn unpack(bundle: &Path) -> Vec<(String, String)> {
         files.push((name, content));
     }
     files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_check_passes_on_a_healthy_counter_with_no_card_and_fails_without_its_agent() {
+    let mut counter = common::agent::Counter::start(|files| {
+        format!(
+            "[metrics]\ntextfile = \"{}\"\n",
+            files.join("beid_agent.prom").display()
+        )
+    })
+    .await;
+    let textfile = counter.files.path().join("beid_agent.prom");
+    let common::agent::Counter { agent, pcscd, .. } = &mut counter;
+    common::wait_until(Duration::from_secs(20), || textfile.exists()).expect("the textfile");
+    let args = vec![
+        "--health".to_owned(),
+        "--config".into(),
+        agent.config().display().to_string(),
+        "--state-dir".into(),
+        agent.state_dir().display().to_string(),
+    ];
+    let started = std::time::Instant::now();
+    let (code, report) = diagnose_async(pcscd.agent(), args.clone()).await;
+    eprintln!("diagnose --health took {:?}", started.elapsed());
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_only_passes(&report);
+    for name in [
+        "pcscd",
+        "readers",
+        "configuration",
+        "upstream client certificate",
+        "upstream",
+        "local API",
+        "running configuration",
+        "metrics textfile",
+    ] {
+        assert_eq!(check(&report, name)["status"], "pass", "{name}: {report:#}");
+    }
+    assert_eq!(
+        check(&report, "reader \"Virtual PCD 00 00\"")["detail"],
+        "no card"
+    );
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for skipped in ["card", "audit log", "RRN key cache"] {
+        assert!(
+            !names.contains(&skipped),
+            "{skipped} is not for --health: {names:?}"
+        );
+    }
+
+    // A card in the reader is noted, not read.
+    let _card = pcscd.insert("gen-1.8-ec");
+    pcscd.wait_for_card(0);
+    let (code, report) = diagnose_async(pcscd.agent(), args.clone()).await;
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_check(
+        &report,
+        "reader \"Virtual PCD 00 00\"",
+        "info",
+        "not read",
+        "",
+    );
+
+    // Without its agent the counter is not healthy, and says why.
+    agent.stop();
+    let (code, report) = diagnose_async(pcscd.agent(), args).await;
+    assert_eq!(code, Some(12), "{report:#}");
+    assert_check(
+        &report,
+        "local API",
+        "fail",
+        "the agent is not running",
+        "systemctl start beid-agent",
+    );
+    assert_eq!(check(&report, "running configuration")["status"], "info");
 }

@@ -48,15 +48,19 @@ async fn two_hundred_subscribers_and_500_requests_a_second_lose_nothing() {
     );
 }
 
+/// A slow, failing rule service must not slow the API or lose events. (That a failure never
+/// becomes a "no" is proven against the real HTTPS client and a real mTLS server, every
+/// failing status and transport fault: `tests/upstream.rs`, `tests/reliability.rs`. Here the
+/// failures are the simulated service's own, which answers `unknown` by construction.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_and_failing_upstream_costs_the_api_nothing_and_never_says_no() {
+async fn a_slow_and_failing_rule_service_costs_the_api_and_the_event_stream_nothing() {
     let report = load::run(load::LoadSpec {
         subscribers: 50,
         rate: 500,
         duration: Duration::from_secs(3),
         upstream: beid_agent::advice::SimulatedSettings {
             latency: Duration::from_millis(400),
-            // Every question fails: deterministic, and the harshest case for "never a no".
+            // Every question fails: deterministic.
             failure_rate: 1.0,
             fixture: None,
         },
@@ -65,7 +69,6 @@ async fn a_slow_and_failing_upstream_costs_the_api_nothing_and_never_says_no() {
     println!("{:?}", report.decisions);
     assert_eq!(report.failures, 0);
     assert_eq!(report.subscribers_with_losses(), 0);
-    assert_eq!(report.false_noes(), 0, "{:?}", report.decisions);
     assert!(report.cycles >= 2, "{report:?}");
     assert!(
         report

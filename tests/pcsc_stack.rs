@@ -169,18 +169,19 @@ fn no_reader_no_card_and_several_cards_are_told_apart() {
 
     let _first = pcscd.insert_with("alice-2009", 0, &[]);
     let _second = pcscd.insert_with("gen-1.8-ec", 1, &[]);
-    common::wait_until(std::time::Duration::from_secs(5), || {
-        let output = run(pcscd.agent().args(["diagnose", "--json", "--readers-only"]));
-        let report = json(&output);
-        report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["name"].as_str().unwrap().ends_with("identity"))
-            .count()
-            == 2
-    })
-    .expect("both cards seen");
+    // Wait, event-driven, until pcscd reports both cards.
+    for reader in ["Virtual PCD 00 00", "Virtual PCD 00 01"] {
+        let seen = run(pcscd.agent().args([
+            "readers",
+            "--wait-for",
+            "card",
+            "--reader",
+            reader,
+            "--timeout",
+            "10",
+        ]));
+        assert!(seen.status.success(), "{reader}: {}", stderr(&seen));
+    }
     let output = run(pcscd.agent().arg("read"));
     assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
     assert!(stderr(&output).contains("Virtual PCD 00 00"));
@@ -232,17 +233,17 @@ fn cards_that_are_not_usable_get_their_own_error() {
 fn a_mute_card_does_not_freeze_the_read() {
     let pcscd = Pcscd::start();
     let _inserted = pcscd.insert_with("alice-2009", 0, &["--mute-after-apdus", "3"]);
-    let started = std::time::Instant::now();
     let output = run(pcscd
         .agent()
         .args(["read", "--wait", "10", "--timeout", "2"]));
+    // Exit 10 "did not answer" comes only from the read's own deadline: it gave up on the
+    // mute card instead of waiting for it (vpcd never times out).
     assert_eq!(output.status.code(), Some(10), "{}", stderr(&output));
     assert!(
         stderr(&output).contains("did not answer"),
         "{}",
         stderr(&output)
     );
-    assert!(started.elapsed() < std::time::Duration::from_secs(15));
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Soak: 1000 insert → advice → remove cycles against one `serve --simulate` process (the
 //! in-process simulated readers: the PC/SC path is soaked by the reliability tests, and vpcd's
 //! 400 ms insertion poll would make 1000 cycles take a quarter of an hour). Every cycle must
-//! get its advice and every ended session must answer 410; the agent's resident memory must
-//! stay flat. Paced under the API's per-client rate limit (50 requests/s).
+//! get its advice, exactly as the fixture says, and every ended session must answer 410. Its
+//! resident memory is printed; its growth is a benchmark figure (`cargo bench --bench
+//! startup`), not an assertion here. Paced under the API's per-client rate limit.
 
 // Test code: a broken expectation must stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -17,7 +18,7 @@ const WARM_UP: usize = 100;
 const CARDS: [&str; 2] = ["gen-1.8-ec", "gen-1.7-rsa2048"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_cards_later_memory_is_flat_and_every_card_got_its_advice() {
+async fn a_thousand_cards_later_every_card_got_its_own_advice() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let agent = SimulatedServe::start();
     let http = reqwest::Client::new();
@@ -49,17 +50,11 @@ async fn a_thousand_cards_later_memory_is_flat_and_every_card_got_its_advice() {
     println!(
         "decisions over {CYCLES} cycles: {decisions:?}; resident memory (cycle, KiB): {rss:?}"
     );
-    assert_eq!(decisions.values().sum::<usize>(), CYCLES);
-    assert!(
-        !decisions.contains_key("unknown"),
-        "the simulated service knows every fixture card: {decisions:?}"
-    );
-    let (start, end) = (rss[0].1, rss[1].1);
-    // Flat: what 900 more card sessions may add is the bounded list of ended ids and the
-    // allocator's slack, well under a megabyte.
-    assert!(
-        end <= start + 1024,
-        "resident memory grew from {start} KiB to {end} KiB over {} cycles",
-        CYCLES - WARM_UP
-    );
+    // The two cards alternate: gen-1.8-ec is eligible, gen-1.7-rsa2048 is not.
+    let expected: std::collections::BTreeMap<String, usize> = [
+        ("eligible".to_owned(), CYCLES / 2),
+        ("not_eligible".to_owned(), CYCLES / 2),
+    ]
+    .into();
+    assert_eq!(decisions, expected);
 }

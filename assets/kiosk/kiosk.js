@@ -1,449 +1,559 @@
-// The self-service kiosk page of beid-agent (docs/local-api.md, "Kiosk page").
+// The self-service kiosk page of beid-agent (docs/local-api.md "Kiosk page"; the keypad and
+// the headset: hardware/kiosk.md).
 //
 // Shows only the outcome in the citizen's language: never a reason, never personal data.
 // Talks only to its own origin. The token comes from the URL fragment, is kept in
 // sessionStorage, and is removed from the address bar at once.
+//
+// It never invites a card it cannot read: whenever the agent, pcscd, a reader or the use
+// case is missing, the page is out of order (says so, logs why, and recovers by itself).
+// Its speech is the kiosk's own: clips of its own words, in the screen's language.
 'use strict';
 
-(function () {
+(() => {
   // ---- The token: out of the address bar before anything else happens.
-  var TOKEN_KEY = 'beid-agent.kiosk.token';
-  var token = (function takeToken() {
-    var fragment = new URLSearchParams(location.hash.replace(/^#/, ''));
-    var fromUrl = fragment.get('token');
+  const TOKEN_KEY = 'beid-agent.kiosk.token';
+  const token = (() => {
+    const fragment = new URLSearchParams(location.hash.replace(/^#/, ''));
+    const fromUrl = fragment.get('token');
     if (fromUrl) {
       try { sessionStorage.setItem(TOKEN_KEY, fromUrl); } catch (e) { /* private mode */ }
       fragment.delete('token');
-      var rest = fragment.toString();
+      const rest = fragment.toString();
       history.replaceState(history.state, '', location.pathname + location.search + (rest ? '#' + rest : ''));
       return fromUrl;
     }
     try { return sessionStorage.getItem(TOKEN_KEY); } catch (e) { return null; }
   })();
 
-  // ---- Texts (B1 level). {label} is the use case's label in the same language.
-  var TEXT = {
-    nl: {
-      pageTitle: 'Verminderd tarief – kiosk',
-      languages: 'Kies uw taal',
-      idleTitle: 'Steek uw identiteitskaart in de kaartlezer',
-      idleText: 'Zo kijken we of u het verminderd tarief kunt krijgen voor {label}.',
-      idleTextGeneric: 'Zo kijken we of u een verminderd tarief kunt krijgen.',
-      readingTitle: 'We lezen uw kaart…',
-      readingText: 'Laat uw kaart in de lezer zitten. Dit duurt even.',
-      eligibleTitle: 'Goed nieuws!',
-      eligibleText: 'U kunt het verminderd tarief krijgen voor {label}.',
-      not_eligibleTitle: 'U kunt het verminderd tarief voor {label} niet krijgen op basis van de gegevens die we hebben.',
-      not_eligibleText: 'Hebt u vragen? Stel ze aan de balie.',
-      unknownTitle: 'We kunnen hier niet beslissen.',
-      unknownText: 'Vraag het aan de balie, alstublieft.',
-      errorTitle: 'We konden uw kaart niet lezen',
-      errorText: 'Neem uw kaart uit de lezer en probeer opnieuw. Of vraag hulp aan de balie.',
-      takeCard: 'Vergeet uw kaart niet. Neem uw kaart uit de lezer.',
-      connecting: 'Verbinding maken…',
-      readerDown: 'De kaartlezer werkt nu niet. Vraag hulp aan de balie.',
-      unconfigured: 'Deze kiosk is niet ingesteld. Vraag hulp aan de balie.',
-      simTitle: 'Simulator',
-      simCard: 'Kaart',
-      simInsert: 'Kaart insteken',
-      simRemove: 'Kaart uitnemen'
-    },
-    fr: {
-      pageTitle: 'Tarif réduit – borne',
-      languages: 'Choisissez votre langue',
-      idleTitle: 'Introduisez votre carte d’identité dans le lecteur',
-      idleText: 'Nous regardons si vous pouvez obtenir le tarif réduit pour {label}.',
-      idleTextGeneric: 'Nous regardons si vous pouvez obtenir un tarif réduit.',
-      readingTitle: 'Nous lisons votre carte…',
-      readingText: 'Laissez votre carte dans le lecteur. Cela prend un moment.',
-      eligibleTitle: 'Bonne nouvelle\u00a0!',
-      eligibleText: 'Vous pouvez obtenir le tarif réduit pour {label}.',
-      not_eligibleTitle: 'Avec les informations dont nous disposons, vous ne pouvez pas obtenir le tarif réduit pour {label}.',
-      not_eligibleText: 'Vous avez des questions\u00a0? Adressez-vous au guichet.',
-      unknownTitle: 'Nous ne pouvons pas décider ici.',
-      unknownText: 'Adressez-vous au guichet, s’il vous plaît.',
-      errorTitle: 'Nous n’avons pas pu lire votre carte',
-      errorText: 'Retirez votre carte du lecteur et réessayez. Ou demandez de l’aide au guichet.',
-      takeCard: 'N’oubliez pas votre carte. Retirez\u2011la du lecteur.',
-      connecting: 'Connexion en cours…',
-      readerDown: 'Le lecteur de cartes ne fonctionne pas. Demandez de l’aide au guichet.',
-      unconfigured: 'Cette borne n’est pas configurée. Demandez de l’aide au guichet.',
-      simTitle: 'Simulateur',
-      simCard: 'Carte',
-      simInsert: 'Introduire la carte',
-      simRemove: 'Retirer la carte'
-    },
-    de: {
-      pageTitle: 'Ermäßigter Tarif – Kiosk',
-      languages: 'Wählen Sie Ihre Sprache',
-      idleTitle: 'Stecken Sie Ihren Personalausweis in das Lesegerät',
-      idleText: 'Wir sehen dann nach, ob Sie den ermäßigten Tarif für {label} bekommen können.',
-      idleTextGeneric: 'Wir sehen dann nach, ob Sie einen ermäßigten Tarif bekommen können.',
-      readingTitle: 'Wir lesen Ihre Karte\u00a0…',
-      readingText: 'Lassen Sie Ihre Karte im Lesegerät. Das dauert einen Moment.',
-      eligibleTitle: 'Gute Nachricht!',
-      eligibleText: 'Sie können den ermäßigten Tarif für {label} bekommen.',
-      not_eligibleTitle: 'Mit den Angaben, die wir haben, können Sie den ermäßigten Tarif für {label} nicht bekommen.',
-      not_eligibleText: 'Haben Sie Fragen? Fragen Sie am Schalter.',
-      unknownTitle: 'Wir können das hier nicht entscheiden.',
-      unknownText: 'Bitte fragen Sie am Schalter.',
-      errorTitle: 'Wir konnten Ihre Karte nicht lesen',
-      errorText: 'Nehmen Sie Ihre Karte aus dem Lesegerät und versuchen Sie es noch einmal. Oder fragen Sie am Schalter.',
-      takeCard: 'Vergessen Sie Ihre Karte nicht. Nehmen Sie sie aus dem Lesegerät.',
-      connecting: 'Verbindung wird hergestellt\u00a0…',
-      readerDown: 'Das Lesegerät funktioniert gerade nicht. Fragen Sie am Schalter.',
-      unconfigured: 'Dieser Kiosk ist nicht eingerichtet. Fragen Sie am Schalter.',
-      simTitle: 'Simulator',
-      simCard: 'Karte',
-      simInsert: 'Karte einstecken',
-      simRemove: 'Karte herausnehmen'
-    },
-    en: {
-      pageTitle: 'Reduced rate – kiosk',
-      languages: 'Choose your language',
-      idleTitle: 'Put your ID card in the card reader',
-      idleText: 'We will check if you can get the reduced rate for {label}.',
-      idleTextGeneric: 'We will check if you can get a reduced rate.',
-      readingTitle: 'Reading your card…',
-      readingText: 'Please leave your card in the reader. This takes a moment.',
-      eligibleTitle: 'Good news!',
-      eligibleText: 'You can get the reduced rate for {label}.',
-      not_eligibleTitle: 'You cannot get the reduced rate for {label} based on the information we have.',
-      not_eligibleText: 'Questions? Ask at the counter.',
-      unknownTitle: 'We cannot decide here.',
-      unknownText: 'Please ask at the counter.',
-      errorTitle: 'We could not read your card',
-      errorText: 'Take your card out and try again. Or ask at the counter.',
-      takeCard: 'Don’t forget your card. Take it out of the reader.',
-      connecting: 'Connecting…',
-      readerDown: 'The card reader is not working right now. Please ask at the counter.',
-      unconfigured: 'This kiosk is not set up. Please ask at the counter.',
-      simTitle: 'Simulator',
-      simCard: 'Card',
-      simInsert: 'Insert card',
-      simRemove: 'Remove card'
-    }
+  // ---- Words: the catalogue the agent put into the page (assets/kiosk/messages.json).
+  const CATALOGUE = JSON.parse(document.getElementById('messages').textContent);
+  const LANGS = CATALOGUE.languages;
+
+  // ---- Settings from the address: ?lang=nl|fr|de|en, ?useCase=ID, ?reader=ID,
+  // ?timeout=SECONDS (how long a citizen's choices last without a card; 20 to 600).
+  const query = new URLSearchParams(location.search);
+  const DEFAULT_LANG = LANGS.includes(query.get('lang')) ? query.get('lang') : 'nl';
+  const WANTED_USE_CASE = query.get('useCase');
+  const WANTED_READER = query.get('reader');
+  const TIMEOUT_MS = 1000 * Math.min(600, Math.max(20, Number(query.get('timeout')) || 60));
+
+  // ---- Timings
+  const WARNING_MS = Math.min(20000, TIMEOUT_MS / 2); // warned this long before starting over
+  const REMINDER_AFTER_MS = 20000; // the take-your-card reminder grows after this
+  const CHECK_IN_SERVICE_MS = 30000; // the agent's status is read again this often
+  const CHECK_OUT_OF_ORDER_MS = 3000; // ... and this often while the kiosk cannot serve
+  const RETRY_STREAM_MS = 1000; // a lost event stream is bought again after this
+  const UNREACHABLE_AFTER_MS = 2500; // a short reconnect is no failure yet
+
+  // Volume steps of the voice (relative to the system's volume); the reset goes back to
+  // DEFAULT_LEVEL (EN 301 549 5.1.3.13).
+  const LEVELS = [0.3, 0.45, 0.6, 0.8, 1];
+  const DEFAULT_LEVEL = 2;
+  const DECISIONS = ['eligible', 'not_eligible', 'unknown'];
+
+  const $ = (id) => document.getElementById(id);
+  const root = $('kiosk');
+
+  // ---- What the page knows
+
+  const agent = {
+    connection: 'connecting', // connecting | online | refused | unreachable
+    refusal: null, // the API's error code when refused
+    failingSince: null,
+    statusLoaded: false,
+    pcscd: 'up',
+    readers: new Map(), // id -> state ("empty" | "reading" | "ready" | "error")
+    useCase: null, // {id, labels}
+    useCaseProblem: null, // use_case_unknown | use_case_not_on_kiosk
+    speechOutput: 'headset', // headset | speaker | none
+    channelWarned: false // a counter device serving the kiosk page is said once
   };
-  var LANGS = ['nl', 'fr', 'de', 'en'];
-  var DECISIONS = ['eligible', 'not_eligible', 'unknown'];
-  var REMINDER_AFTER_MS = 20000; // the "take your card" reminder grows after this
-  var LANGUAGE_RESET_MS = 120000; // back to the default language when nobody is there
-  var BACKOFF_MIN_MS = 1000;
-  var BACKOFF_MAX_MS = 10000;
+  // The card this page follows. `view` is what it shows for it: reading | outcome | error.
+  const NO_CARD = { session: null, reader: null, asked: null, view: null, decision: null, errorKind: null };
+  let card = { ...NO_CARD };
+  const ui = { lang: DEFAULT_LANG, cause: null, screen: '' };
+  // `prefix`: clips said before the next screen (the speech mode's introduction, a language's
+  // name).
+  const voice = { on: false, level: DEFAULT_LEVEL, queue: [], generation: 0, prefix: [] };
+  const timers = { check: null, reminder: null, warn: null, startOver: null };
+  const stream = { source: null };
+  let warning = null; // {returnFocus} while the time-out warning shows
 
-  var query = new URLSearchParams(location.search);
-  var defaultLang = LANGS.indexOf(query.get('lang')) >= 0 ? query.get('lang') : 'nl';
-
-  var ui = {
-    lang: defaultLang,
-    view: 'idle', // idle | reading | outcome | error
-    outcome: null, // eligible | not_eligible | unknown
-    connection: 'connecting', // connecting | online | unconfigured
-    readerDown: false
-  };
-  var card = { session: null, reader: null, asked: null };
-  var useCase = { id: query.get('useCase'), labels: null };
-  var stream = { source: null, backoff: BACKOFF_MIN_MS, timer: null, epoch: 0 };
-  var timers = { reminder: null, language: null };
-
-  var $ = function (id) { return document.getElementById(id); };
-  var root = $('kiosk');
-
-  // ---- Rendering
+  // ---- Words
 
   function t(key) {
-    var table = TEXT[ui.lang] || TEXT.nl;
-    var text = table[key] !== undefined ? table[key] : TEXT.en[key];
-    // Before /v1/status has named the use case: the sentence without it, if there is one.
-    if (text && text.indexOf('{label}') >= 0 && !label() && table[key + 'Generic']) {
-      return table[key + 'Generic'];
-    }
-    return text;
+    const table = CATALOGUE.messages[ui.lang] || CATALOGUE.messages.nl;
+    return table[key] !== undefined ? table[key] : (CATALOGUE.messages.en[key] || '');
   }
 
   function label() {
-    var labels = useCase.labels || {};
-    return labels[ui.lang] || labels.en || labels.nl || useCase.id || '';
+    const labels = (agent.useCase && agent.useCase.labels) || {};
+    return labels[ui.lang] || labels.en || '';
   }
 
-  // Fills an element with a text, the label (configuration, so text only) in bold.
-  function fill(element, key) {
-    var text = t(key) || '';
-    element.textContent = '';
-    text.split('{label}').forEach(function (part, index) {
-      if (index > 0) {
-        var strong = document.createElement('strong');
-        strong.className = 'label';
-        strong.textContent = label();
-        element.appendChild(strong);
-      }
-      element.appendChild(document.createTextNode(part));
-    });
-    element.hidden = text === '';
+  // The clip of the use case's label, when the configured label is the one it was made from.
+  function labelClip() {
+    if (!agent.useCase) return null;
+    const made = (CATALOGUE.useCases[agent.useCase.id] || {})[ui.lang];
+    return made && made === label() ? 'use-case.' + agent.useCase.id : null;
   }
+
+  // ---- Why the kiosk cannot serve a citizen now, if it cannot (logged, shown to staff)
+
+  function outOfOrderCause() {
+    if (!token) return 'token_missing';
+    if (agent.connection === 'refused') return agent.refusal || 'token_refused';
+    if (agent.connection === 'unreachable') return 'agent_unreachable';
+    if (!agent.statusLoaded) return null;
+    if (agent.useCaseProblem) return agent.useCaseProblem;
+    if (agent.pcscd === 'down') return 'pcscd_down';
+    const hasReader = WANTED_READER ? agent.readers.has(WANTED_READER) : agent.readers.size > 0;
+    return hasReader ? null : 'no_reader';
+  }
+
+  function state() {
+    if (ui.cause) return 'out-of-order';
+    if (!agent.statusLoaded) return 'starting';
+    return card.view || 'idle';
+  }
+
+  // ---- Rendering
 
   function render() {
+    const cause = outOfOrderCause();
+    if (cause !== ui.cause) {
+      if (cause) console.warn('kiosk: out of order: ' + cause);
+      else if (ui.cause) console.info('kiosk: in service again after ' + ui.cause);
+      ui.cause = cause;
+    }
+    const now = state();
     document.documentElement.lang = ui.lang;
-    document.title = t('pageTitle');
-    $('languages').setAttribute('aria-label', t('languages'));
-    Array.prototype.forEach.call(document.querySelectorAll('[data-lang]'), function (button) {
-      button.setAttribute('aria-pressed', String(button.getAttribute('data-lang') === ui.lang));
+    document.title = t('page.title');
+    $('languages').setAttribute('aria-label', t('languages.label'));
+    document.querySelectorAll('[data-lang]').forEach((button) => {
+      button.setAttribute('aria-pressed', String(button.dataset.lang === ui.lang));
     });
-    Array.prototype.forEach.call(document.querySelectorAll('[data-text]'), function (element) {
-      fill(element, element.getAttribute('data-text'));
+    document.querySelectorAll('[data-text]').forEach((element) => {
+      element.textContent = t(element.dataset.text);
     });
+    $('speech').setAttribute('aria-pressed', String(voice.on));
 
-    root.setAttribute('data-state', ui.view);
-    $('view-idle').hidden = ui.view !== 'idle';
-    $('view-reading').hidden = ui.view !== 'reading';
-    $('view-error').hidden = ui.view !== 'error';
-    var outcome = $('outcome');
-    outcome.hidden = ui.view !== 'outcome';
-    if (ui.outcome) {
-      outcome.setAttribute('data-outcome', ui.outcome);
-      fill($('outcome-title'), ui.outcome + 'Title');
-      fill($('outcome-text'), ui.outcome + 'Text');
+    root.dataset.state = now;
+    root.dataset.connection = agent.connection === 'refused' ? 'unconfigured' : agent.connection;
+    root.dataset.speech = voice.on ? 'on' : 'off';
+    if (ui.cause) root.dataset.cause = ui.cause; else delete root.dataset.cause;
+
+    const views = { starting: 'view-starting', idle: 'view-idle', reading: 'view-reading', outcome: 'outcome', error: 'view-error', 'out-of-order': 'view-out-of-order' };
+    Object.keys(views).forEach((name) => { $(views[name]).hidden = name !== now; });
+
+    const topic = $('topic');
+    topic.textContent = label();
+    topic.hidden = !label() || now === 'starting' || now === 'out-of-order';
+
+    const outcome = $('outcome');
+    if (now === 'outcome') {
+      outcome.dataset.outcome = card.decision;
+      $('outcome-title').textContent = t(card.decision + '.title');
+      $('outcome-text').textContent = t(card.decision + '.text');
     } else { // nothing of the previous citizen's outcome stays in the page
-      outcome.removeAttribute('data-outcome');
+      delete outcome.dataset.outcome;
       $('outcome-title').textContent = '';
       $('outcome-text').textContent = '';
     }
-    $('reminder').hidden = ui.view !== 'outcome';
+    const error = $('view-error');
+    if (now === 'error') {
+      error.dataset.kind = card.errorKind;
+      $('error-title').textContent = t('error.' + card.errorKind + '.title');
+      $('error-text').textContent = t('error.' + card.errorKind + '.text');
+    } else {
+      delete error.dataset.kind;
+    }
+    $('service-code').textContent = ui.cause ? t('out_of_order.code').replace('{code}', ui.cause) : '';
+    $('reminder').hidden = !(now === 'outcome' || now === 'error' || (now === 'out-of-order' && card.session));
 
-    root.setAttribute('data-connection', ui.connection);
-    var problem = ui.connection === 'unconfigured' ? 'unconfigured'
-      : ui.connection !== 'online' ? 'connecting'
-        : ui.readerDown ? 'readerDown' : null;
-    $('connection').hidden = problem === null;
-    $('connection').setAttribute('data-problem', problem || '');
-    $('connection-text').textContent = problem ? t(problem) : '';
+    // A new screen (or the same one in another language) is announced, and spoken in
+    // speech mode.
+    const screen = [now, card.decision, card.errorKind, ui.cause, ui.lang, agent.useCase && agent.useCase.id].join('|');
+    if (screen !== ui.screen || voice.prefix.length > 0) {
+      if (screen !== ui.screen) announce(screenWords(now));
+      ui.screen = screen;
+      if (voice.on) say(voice.prefix.concat(screenClips(now)));
+      voice.prefix = [];
+    }
   }
 
-  // The one live region. Cleared first so the same words are said again when repeated.
-  function announce() {
-    var region = $('announce');
-    var words;
-    if (ui.view === 'idle') words = [t('idleTitle'), fillText('idleText')];
-    else if (ui.view === 'reading') words = [t('readingTitle'), t('readingText')];
-    else if (ui.view === 'error') words = [t('errorTitle'), t('errorText')];
-    else {
-      words = [fillText(ui.outcome + 'Title'), fillText(ui.outcome + 'Text'), t('takeCard')];
+  function screenWords(now) {
+    switch (now) {
+      case 'idle': return [label(), t('idle.title'), t('idle.text')];
+      case 'reading': return [t('reading.title'), t('reading.text')];
+      case 'outcome': return [label(), t(card.decision + '.title'), t(card.decision + '.text'), t('take_card')];
+      case 'error': return [t('error.' + card.errorKind + '.title'), t('error.' + card.errorKind + '.text'), t('take_card')];
+      case 'out-of-order': return [t('out_of_order.title'), t('out_of_order.text')];
+      default: return [t('starting.title')];
     }
+  }
+
+  // The clips that speak a screen. The outcome itself only where [kiosk] speech_output
+  // allows it; with "none" the citizen hears that the answer is on the screen.
+  function screenClips(now) {
+    let clips;
+    switch (now) {
+      case 'idle': clips = [labelClip(), 'idle.title', 'idle.text']; break;
+      case 'reading': clips = ['reading.title', 'reading.text']; break;
+      case 'outcome':
+        clips = [labelClip()].concat(
+          agent.speechOutput === 'none' ? ['outcome.private'] : [card.decision + '.title', card.decision + '.text'],
+          ['take_card']);
+        break;
+      case 'error': clips = ['error.' + card.errorKind + '.title', 'error.' + card.errorKind + '.text', 'take_card']; break;
+      case 'out-of-order': clips = ['out_of_order.title', 'out_of_order.text'].concat(card.session ? ['take_card'] : []); break;
+      default: clips = [];
+    }
+    return clips.filter(Boolean);
+  }
+
+  // The one live region. Cleared first so that the same words are said again.
+  function announce(words) {
+    const region = $('announce');
     region.textContent = '';
-    setTimeout(function () {
-      region.textContent = words.filter(Boolean).join(' ');
-    }, 100);
+    setTimeout(() => { region.textContent = words.filter(Boolean).join(' '); }, 100);
   }
 
-  function fillText(key) {
-    return (t(key) || '').split('{label}').join(label());
+  // ---- The voice: clips played one after the other; a new sentence cuts the old one off.
+
+  const player = $('voice');
+
+  function say(clips) {
+    voice.generation += 1;
+    voice.queue = clips.map((clip) => '/kiosk/speech/' + ui.lang + '/' + encodeURIComponent(clip) + '.ogg');
+    playNext(voice.generation);
   }
 
-  function show(view, outcome) {
-    var changed = view !== ui.view || outcome !== ui.outcome;
-    ui.view = view;
-    ui.outcome = view === 'outcome' ? outcome : null;
-    clearTimeout(timers.reminder);
-    $('reminder').setAttribute('data-urgent', 'false');
-    if (view === 'outcome') {
-      timers.reminder = setTimeout(function () {
-        $('reminder').setAttribute('data-urgent', 'true');
-        var region = $('announce');
-        region.textContent = '';
-        setTimeout(function () { region.textContent = t('takeCard'); }, 100);
-      }, REMINDER_AFTER_MS);
+  function playNext(generation) {
+    if (generation !== voice.generation) return;
+    const next = voice.queue.shift();
+    if (!next) {
+      root.dataset.speaking = 'false';
+      return;
     }
-    render();
-    if (changed) announce();
-    scheduleLanguageReset();
+    root.dataset.speaking = 'true';
+    player.src = next;
+    player.volume = LEVELS[voice.level];
+    player.play().catch((error) => {
+      if (generation !== voice.generation) return; // cut off by a newer sentence
+      console.warn('kiosk: cannot play ' + next + ': ' + error.name);
+      playNext(generation);
+    });
   }
+
+  player.addEventListener('ended', () => playNext(voice.generation));
+  player.addEventListener('error', () => {
+    if (!player.getAttribute('src')) return;
+    console.warn('kiosk: clip failed: ' + player.getAttribute('src'));
+    playNext(voice.generation);
+  });
+
+  function hush() {
+    voice.generation += 1;
+    voice.queue = [];
+    player.pause();
+    root.dataset.speaking = 'false';
+  }
+
+  function startSpeech() {
+    voice.on = true;
+    voice.prefix = ['speech.on'].concat(agent.speechOutput === 'headset' ? ['speech.headset'] : [], ['speech.keys']);
+    render();
+    rearm();
+  }
+
+  function stopSpeech() {
+    if (!voice.on) return;
+    voice.on = false;
+    say(['speech.off']);
+    render();
+    rearm();
+  }
+
+  function repeatScreen() {
+    say(screenClips(state()));
+  }
+
+  function changeVolume(step) {
+    voice.level = Math.min(LEVELS.length - 1, Math.max(0, voice.level + step));
+    player.volume = LEVELS[voice.level];
+    root.dataset.volume = String(LEVELS[voice.level]);
+    if (root.dataset.speaking !== 'true') say(['volume']); // heard at the new volume
+    rearm();
+  }
+
+  // Back to the standard volume: when the card leaves, and when the kiosk starts over.
+  function resetVolume() {
+    voice.level = DEFAULT_LEVEL;
+    player.volume = LEVELS[DEFAULT_LEVEL];
+    root.dataset.volume = String(LEVELS[DEFAULT_LEVEL]);
+  }
+
+  // ---- Language
 
   function setLanguage(lang) {
-    if (LANGS.indexOf(lang) < 0) return;
+    if (!LANGS.includes(lang)) return;
+    if (lang === ui.lang) return;
     ui.lang = lang;
+    voice.prefix = ['lang.name'];
     render();
-    announce();
-    scheduleLanguageReset();
+    rearm();
   }
 
-  // The next citizen starts in the default language once the kiosk has been idle a while.
-  function scheduleLanguageReset() {
-    clearTimeout(timers.language);
-    if (ui.view !== 'idle' || ui.lang === defaultLang) return;
-    timers.language = setTimeout(function () {
-      if (ui.view === 'idle' && ui.lang !== defaultLang) {
-        ui.lang = defaultLang;
-        render();
-      }
-    }, LANGUAGE_RESET_MS);
+  function stepLanguage(step) {
+    const at = LANGS.indexOf(ui.lang);
+    setLanguage(LANGS[(at + step + LANGS.length) % LANGS.length]);
   }
 
-  function setConnection(connection) {
-    if (ui.connection === connection) return;
-    ui.connection = connection;
+  // ---- Time (WCAG 2.2.1): a citizen's choices (language, speech, volume) last TIMEOUT_MS
+  // without a card; WARNING_MS before, the kiosk asks, on screen and aloud, whether they need
+  // more time. Any key or touch gives it. Then the next citizen finds the kiosk as new.
+
+  function engaged() {
+    return ui.lang !== DEFAULT_LANG || voice.on || voice.level !== DEFAULT_LEVEL;
+  }
+
+  function rearm() {
+    clearTimeout(timers.warn);
+    clearTimeout(timers.startOver);
+    if (warning) closeWarning();
+    if (!engaged() || card.session || card.view) return;
+    timers.warn = setTimeout(openWarning, TIMEOUT_MS - WARNING_MS);
+  }
+
+  function openWarning() {
+    warning = { returnFocus: document.activeElement };
+    $('warning').hidden = false;
+    root.dataset.warning = 'true';
+    $('more-time').focus();
+    announce([t('warning.title'), t('warning.text')]);
+    say(['warning.title', 'warning.text']); // aloud even without speech mode: it is no secret
+    timers.startOver = setTimeout(startOver, WARNING_MS);
+  }
+
+  function closeWarning() {
+    const returnFocus = warning && warning.returnFocus;
+    warning = null;
+    $('warning').hidden = true;
+    root.dataset.warning = 'false';
+    hush();
+    if (returnFocus && returnFocus.focus && returnFocus !== document.body) returnFocus.focus();
+  }
+
+  function startOver() {
+    closeWarning();
+    voice.on = false;
+    resetVolume();
+    ui.lang = DEFAULT_LANG;
     render();
+    console.info('kiosk: started over for the next citizen');
   }
 
-  // ---- The card session this page follows
+  // Any sign of a citizen: more time.
+  function activity() {
+    rearm();
+  }
 
-  function goIdle() {
-    card.session = null;
-    card.reader = null;
-    card.asked = null;
-    show('idle');
+  // ---- The card this page follows
+
+  function mayFollow(reader) {
+    return !WANTED_READER || reader === WANTED_READER;
+  }
+
+  function cardGone() {
+    card = { ...NO_CARD };
+    clearTimeout(timers.reminder);
+    $('reminder').dataset.urgent = 'false';
+    resetVolume();
+    render();
+    rearm();
   }
 
   // Whether an event about this session concerns us. Takes the card on when the kiosk is
   // free, or when it is a new card in our reader (the old one left while we were not
   // listening): the previous citizen's outcome never stays on screen for the next one.
   function follow(session, reader) {
-    if (!session) return false;
+    if (!session || !mayFollow(reader)) return false;
     if (card.session === session) return true;
-    if (card.session === null || (reader && reader === card.reader)) {
-      card.session = session;
-      card.reader = reader || null;
-      card.asked = null;
-      show('reading');
+    if (card.session === null || reader === card.reader) {
+      card = { ...NO_CARD, session, reader, view: 'reading' };
+      setReminder();
+      rearm();
+      render();
       return true;
     }
     return false; // another reader's card while we follow one
   }
 
+  function setReminder() {
+    clearTimeout(timers.reminder);
+    $('reminder').dataset.urgent = 'false';
+    if (card.view !== 'outcome' && card.view !== 'error') return;
+    timers.reminder = setTimeout(() => {
+      $('reminder').dataset.urgent = 'true';
+      announce([t('take_card')]);
+      if (voice.on) say(['take_card']);
+    }, REMINDER_AFTER_MS);
+  }
+
   function showOutcome(session, decision) {
-    if (card.session !== session || ui.view === 'outcome') return;
-    show('outcome', DECISIONS.indexOf(decision) >= 0 ? decision : 'unknown');
+    if (card.session !== session || card.view === 'outcome') return;
+    card.view = 'outcome';
+    card.decision = DECISIONS.includes(decision) ? decision : 'unknown';
+    setReminder();
+    render();
+  }
+
+  // A card problem, worded by its cause: a damaged or deactivated card needs the
+  // population desk; a card that is no eID needs the right card; anything else, a retry.
+  function showError(code) {
+    card.view = 'error';
+    card.errorKind = code === 'card_damaged' || code === 'not_activated' ? 'desk'
+      : code === 'not_beid' ? 'not_beid' : 'retry';
+    card.decision = null;
+    setReminder();
+    render();
   }
 
   function askAdvice(session) {
-    if (card.asked === session) return;
+    if (card.asked === session || !agent.useCase) return;
     card.asked = session;
-    var attempt = 0;
-    var ask = function () {
-      attempt += 1;
-      api('POST', '/v1/sessions/' + encodeURIComponent(session) + '/advice', { useCase: useCase.id })
-        .then(function (response) {
-          if (card.session !== session) return null;
-          if (response.status === 410 || response.status === 404) {
-            goIdle(); // the card is gone
-            return null;
-          }
-          if (response.status === 429 || response.status >= 500) {
-            return retry(response.headers.get('Retry-After'));
-          }
-          if (!response.ok) {
-            console.warn('advice refused:', response.status);
-            showOutcome(session, 'unknown'); // never a "no" from a failure of ours
-            return null;
-          }
-          return response.json().then(function (answer) {
-            if (answer.session === session && answer.useCase === useCase.id) {
-              showOutcome(session, answer.decision);
-            } else {
-              showOutcome(session, 'unknown');
-            }
-          });
-        })
-        .catch(function (error) {
-          console.warn('advice failed:', error);
-          retry(null);
-        });
-    };
-    var retry = function (retryAfter) {
+    const useCase = agent.useCase.id;
+    let attempt = 0;
+    const retry = (retryAfter) => {
       if (card.session !== session) return;
       if (attempt >= 4) {
         showOutcome(session, 'unknown');
         return;
       }
-      var wait = retryAfter ? Math.min(Number(retryAfter) * 1000 || 1000, 10000) : 1000 * attempt;
-      setTimeout(function () { if (card.session === session) ask(); }, wait);
+      const wait = retryAfter ? Math.min(Number(retryAfter) * 1000 || 1000, 10000) : 1000 * attempt;
+      setTimeout(() => { if (card.session === session) ask(); }, wait);
+    };
+    const ask = () => {
+      attempt += 1;
+      api('POST', '/v1/sessions/' + encodeURIComponent(session) + '/advice', { useCase })
+        .then((response) => {
+          if (card.session !== session) return null;
+          if (response.status === 410 || response.status === 404) {
+            cardGone(); // the card is gone
+            return null;
+          }
+          if (response.status === 429 || response.status >= 500) return retry(response.headers.get('Retry-After'));
+          if (!response.ok) {
+            console.warn('kiosk: advice refused: ' + response.status);
+            showOutcome(session, 'unknown'); // never a "no" from a failure of ours
+            return null;
+          }
+          return response.json().then((answer) => {
+            const ours = answer.session === session && answer.useCase === useCase;
+            showOutcome(session, ours ? answer.decision : 'unknown');
+          });
+        })
+        .catch((error) => {
+          console.warn('kiosk: advice failed: ' + (error.message || error));
+          retry(null);
+        });
     };
     ask();
   }
 
-  // A reader state ("reading" | "ready" | "error") for the session we follow ("reading" is
-  // already on screen: follow() put it there).
-  function applyReaderState(session, state) {
-    if (state === 'ready') {
-      askAdvice(session);
-    } else if (state === 'error') {
-      show('error');
+  // A session as a snapshot describes it.
+  function applySession(summary) {
+    if (summary.state === 'error') {
+      showError(summary.error);
+    } else if (summary.state === 'ready') {
+      const advice = (summary.advice || []).find((a) => agent.useCase && a.useCase === agent.useCase.id);
+      if (advice) showOutcome(summary.session, advice.decision); else askAdvice(summary.session);
     }
   }
 
-  var handlers = {
-    'card-inserted': function (data) {
-      follow(data.session, data.reader); // shows "reading" when it is ours
-      if (ui.readerDown) {
-        ui.readerDown = false;
-        render();
+  // A reader whose card cannot be used at all (a mute card, a reader held by another
+  // application): a card problem without a session, over once the reader is no longer in
+  // error.
+  function readerFault(reader) {
+    card = { ...NO_CARD, reader };
+    showError('reader_error');
+    rearm();
+  }
+
+  function readersChanged() {
+    if (card.view === 'error' && !card.session && card.reader && agent.readers.get(card.reader) !== 'error') cardGone();
+  }
+
+  function setReaders(list) {
+    agent.readers = new Map((Array.isArray(list) ? list : []).map((reader) => [reader.id, reader.state]));
+    readersChanged();
+  }
+
+  const handlers = {
+    'snapshot': (data) => {
+      agent.pcscd = data.pcscd === 'down' ? 'down' : 'up';
+      setReaders(data.readers);
+      const sessions = Array.isArray(data.sessions) ? data.sessions : [];
+      let mine = card.session ? sessions.find((s) => s.session === card.session) : null;
+      if (card.session && !mine) cardGone(); // removed while we were not listening
+      if (!card.session) {
+        mine = sessions.find((s) => mayFollow(s.reader));
+        if (mine) follow(mine.session, mine.reader);
       }
-    },
-    'card-read': function (data) {
-      if (follow(data.session, data.reader)) applyReaderState(data.session, 'ready');
-    },
-    'advice': function (data) {
-      if (data.useCase !== useCase.id) return; // another use case, asked by someone else
-      if (follow(data.session, data.reader)) showOutcome(data.session, data.decision);
-    },
-    'snapshot': function () {
-      resync();
-    },
-    'events-missed': function () {
-      resync();
-    },
-    'card-error': function (data) {
-      if (data.code === 'card_removed') {
-        if (data.session === card.session) goIdle();
-        return;
+      if (mine) {
+        applySession(mine);
+      } else if (!card.session) {
+        const faulty = (data.readers || []).find((r) => r.state === 'error' && !r.session && mayFollow(r.id));
+        if (faulty) readerFault(faulty.id);
       }
-      if (follow(data.session, data.reader)) show('error');
-    },
-    'reader-error': function (data) {
-      if (data.code === 'pcscd_down') {
-        ui.readerDown = true;
-        render();
-        return;
-      }
-      if (card.reader !== null && data.reader === card.reader) show('error');
-    },
-    'card-removed': function (data) {
-      if (data.session === card.session || (data.reader && data.reader === card.reader)) goIdle();
-    },
-    'reader-added': function () {
-      ui.readerDown = false;
       render();
     },
-    'reader-removed': function (data) {
-      if (data.reader && data.reader === card.reader) goIdle();
+    'events-missed': () => { /* a snapshot follows at once */ },
+    'pcscd-up': () => {
+      agent.pcscd = 'up'; // back, perhaps without a reader yet
+      render();
+    },
+    'reader-added': (data) => {
+      agent.readers.set(data.reader, 'empty');
+      agent.pcscd = 'up'; // a reader appears only through pcscd
+      render();
+    },
+    'reader-removed': (data) => {
+      agent.readers.delete(data.reader);
+      if (card.reader === data.reader) cardGone(); else render();
+    },
+    'card-inserted': (data) => { follow(data.session, data.reader); },
+    'card-read': (data) => { if (follow(data.session, data.reader)) askAdvice(data.session); },
+    'advice': (data) => {
+      if (!agent.useCase || data.useCase !== agent.useCase.id) return; // asked by someone else
+      if (follow(data.session, data.reader)) showOutcome(data.session, data.decision);
+    },
+    'card-removed': (data) => { if (data.session === card.session) cardGone(); },
+    'card-error': (data) => {
+      if (data.code === 'card_removed') {
+        if (data.session === card.session) cardGone();
+      } else if (follow(data.session, data.reader)) {
+        showError(data.code);
+      }
+    },
+    'reader-error': (data) => {
+      if (!data.reader) { // pcscd itself
+        agent.pcscd = 'down';
+        render();
+      } else {
+        agent.readers.set(data.reader, 'error');
+        if (card.reader === data.reader || (!card.session && mayFollow(data.reader))) readerFault(data.reader);
+      }
     }
   };
-
-  // After (re)connecting, events may have been missed: the readers' states say where we are.
-  function resync() {
-    var epoch = stream.epoch;
-    api('GET', '/v1/readers')
-      .then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (readers) {
-        if (!Array.isArray(readers) || epoch !== stream.epoch) return; // events moved on meanwhile
-        var mine = null;
-        var first = null;
-        readers.forEach(function (reader) {
-          if (!reader.session) return;
-          if (reader.session === card.session) mine = reader;
-          if (!first) first = reader;
-        });
-        if (card.session !== null && !mine) goIdle(); // removed while we were not listening
-        var reader = mine || first;
-        if (reader && follow(reader.session, reader.id)) applyReaderState(reader.session, reader.state);
-      })
-      .catch(function (error) { console.warn('resync failed:', error); });
-  }
 
   // ---- The agent
 
   function api(method, path, body) {
-    var init = {
-      method: method,
+    const init = {
+      method,
       headers: { Authorization: 'Bearer ' + token },
       cache: 'no-store',
       credentials: 'omit',
@@ -456,154 +566,196 @@
     return fetch(path, init);
   }
 
-  function refused(response, what) {
-    var error = new Error(what + ' answered ' + response.status);
-    error.unauthorized = response.status === 401 || response.status === 403;
-    return error;
+  class Refused extends Error {
+    constructor(code) {
+      super('refused: ' + code);
+      this.code = code;
+    }
   }
 
-  function loadStatus() {
-    return api('GET', '/v1/status').then(function (response) {
-      if (!response.ok) throw refused(response, 'status');
-      return response.json();
-    }).then(function (status) {
-      var cases = Array.isArray(status.useCases) ? status.useCases : [];
-      var chosen = null;
-      cases.forEach(function (c) {
-        if (useCase.id ? c.id === useCase.id : (!chosen && (c.channels || []).indexOf('kiosk') >= 0)) {
-          chosen = chosen || c;
-        }
-      });
-      if (chosen) {
-        useCase.id = chosen.id;
-        useCase.labels = chosen.labels || null;
-      } else {
-        console.error('no use case for the kiosk:', useCase.id || '(none on the kiosk channel)');
-      }
-      ui.readerDown = status.pcscd === 'down';
-      if (status.simulator === true) setUpSimulator();
+  // 401: the token; 403: the client's origins or scopes. Both are set-up problems.
+  async function answer(response) {
+    if (response.status === 401) throw new Refused('token_refused');
+    if (response.status === 403) {
+      const body = await response.json().catch(() => ({}));
+      throw new Refused(body.error || 'forbidden');
+    }
+    if (!response.ok) throw new Error('answered ' + response.status);
+    return response.json();
+  }
+
+  function applyStatus(status) {
+    agent.statusLoaded = true;
+    agent.pcscd = status.pcscd === 'down' ? 'down' : 'up';
+    setReaders(status.readers);
+    agent.speechOutput = (status.kiosk && status.kiosk.speechOutput) || 'headset';
+    if (status.channel !== 'kiosk' && !agent.channelWarned) {
+      agent.channelWarned = true;
+      console.warn('kiosk: this agent is a ' + status.channel + ' device: the rule service hears that channel');
+    }
+    const cases = Array.isArray(status.useCases) ? status.useCases : [];
+    const onKiosk = (c) => (c.channels || []).includes('kiosk');
+    const chosen = WANTED_USE_CASE ? cases.find((c) => c.id === WANTED_USE_CASE) : cases.find(onKiosk);
+    agent.useCase = chosen ? { id: chosen.id, labels: chosen.labels || {} } : null;
+    agent.useCaseProblem = !chosen && WANTED_USE_CASE ? 'use_case_unknown'
+      : !chosen || !onKiosk(chosen) ? 'use_case_not_on_kiosk' : null;
+    if (status.simulator === true) setUpSimulator();
+  }
+
+  function connected() {
+    agent.connection = 'online';
+    agent.refusal = null;
+    agent.failingSince = null;
+  }
+
+  function failed(error) {
+    if (error instanceof Refused) {
+      agent.connection = 'refused';
+      agent.refusal = error.code;
+      return;
+    }
+    console.warn('kiosk: agent: ' + (error.message || error));
+    const now = Date.now();
+    if (agent.failingSince === null) agent.failingSince = now;
+    if (now - agent.failingSince >= UNREACHABLE_AFTER_MS) agent.connection = 'unreachable';
+    else if (agent.connection !== 'unreachable') agent.connection = 'connecting';
+  }
+
+  // Reads the status, then opens the event stream when it is not open; again and again,
+  // more often while the kiosk cannot serve (that is how it recovers by itself).
+  async function check() {
+    clearTimeout(timers.check);
+    try {
+      applyStatus(await answer(await api('GET', '/v1/status')));
+      if (agent.connection === 'refused' || agent.connection === 'unreachable') agent.connection = 'connecting';
+      agent.failingSince = null;
+      if (!stream.source) await openStream();
+    } catch (error) {
+      failed(error);
+      closeStream(); // a stream to an agent that does not answer is no stream: buy a new one
+    }
+    render();
+    const troubled = ui.cause || agent.connection !== 'online' || (card.view === 'error' && !card.session);
+    timers.check = setTimeout(check, troubled ? CHECK_OUT_OF_ORDER_MS : CHECK_IN_SERVICE_MS);
+  }
+
+  async function openStream() {
+    const { ticket } = await answer(await api('POST', '/v1/events/ticket'));
+    const source = new EventSource('/v1/events?ticket=' + encodeURIComponent(ticket));
+    stream.source = source;
+    source.onopen = () => {
+      if (stream.source !== source) return;
+      connected();
       render();
+    };
+    // A ticket is single use: never let EventSource retry with it, buy a new one.
+    source.onerror = () => {
+      if (stream.source !== source) return;
+      closeStream();
+      failed(new Error('event stream lost'));
+      render();
+      clearTimeout(timers.check);
+      timers.check = setTimeout(check, RETRY_STREAM_MS);
+    };
+    Object.keys(handlers).forEach((name) => {
+      source.addEventListener(name, (event) => {
+        if (stream.source !== source) return;
+        let data;
+        try { data = JSON.parse(event.data); } catch (e) { return; }
+        handlers[name](data || {});
+      });
     });
   }
 
-  function connect() {
-    clearTimeout(stream.timer);
+  function closeStream() {
     if (stream.source) stream.source.close();
     stream.source = null;
-    setConnection('connecting');
-    api('POST', '/v1/events/ticket')
-      .then(function (response) {
-        if (!response.ok) throw refused(response, 'ticket');
-        return response.json();
-      })
-      .then(function (answer) {
-        var source = new EventSource('/v1/events?ticket=' + encodeURIComponent(answer.ticket));
-        stream.source = source;
-        source.onopen = function () {
-          stream.backoff = BACKOFF_MIN_MS;
-          setConnection('online');
-          resync();
-        };
-        // A ticket is single use: never let EventSource retry with it, buy a new one.
-        source.onerror = function () {
-          if (stream.source !== source) return;
-          source.close();
-          stream.source = null;
-          reconnectLater();
-        };
-        Object.keys(handlers).forEach(function (name) {
-          source.addEventListener(name, function (event) {
-            if (stream.source !== source) return;
-            var data;
-            try { data = JSON.parse(event.data); } catch (e) { return; }
-            stream.epoch += 1;
-            handlers[name](data || {});
-          });
-        });
-      })
-      .catch(function (error) {
-        console.warn('event stream:', error.message || error);
-        reconnectLater(error.unauthorized);
-      });
-  }
-
-  // A token the agent does not accept is a set-up problem, not a connection problem: the
-  // page says so, and keeps trying (at the slowest pace) in case the token is fixed.
-  function reconnectLater(unauthorized) {
-    setConnection(unauthorized ? 'unconfigured' : 'connecting');
-    if (unauthorized) stream.backoff = BACKOFF_MAX_MS;
-    clearTimeout(stream.timer);
-    var wait = stream.backoff;
-    stream.backoff = Math.min(stream.backoff * 2, BACKOFF_MAX_MS);
-    stream.timer = setTimeout(start, wait);
-  }
-
-  // Status first (use case, labels, simulator), then the event stream.
-  var started = false;
-  function start() {
-    (started ? Promise.resolve() : loadStatus().then(function () { started = true; }))
-      .then(connect)
-      .catch(function (error) {
-        console.warn('agent:', error.message || error);
-        reconnectLater(error.unauthorized);
-      });
   }
 
   // ---- Simulator (serve --simulate only)
 
-  var simulatorReady = false;
+  let simulatorReady = false;
   function setUpSimulator() {
     if (simulatorReady) return;
     simulatorReady = true;
     $('simulator').hidden = false;
     api('GET', '/v1/simulator/cards')
-      .then(function (response) { return response.ok ? response.json() : []; })
-      .then(function (cards) {
-        var select = $('sim-card');
+      .then((response) => (response.ok ? response.json() : []))
+      .then((cards) => {
+        const select = $('sim-card');
         select.textContent = '';
-        (Array.isArray(cards) ? cards : []).forEach(function (name) {
-          var option = document.createElement('option');
+        (Array.isArray(cards) ? cards : []).forEach((name) => {
+          const option = document.createElement('option');
           option.value = name;
           option.textContent = name;
           select.appendChild(option);
         });
-        root.setAttribute('data-simulator', 'ready');
+        root.dataset.simulator = 'ready';
       })
-      .catch(function (error) { console.warn('simulator cards:', error); });
-    var press = function (button, path, body) {
+      .catch((error) => console.warn('kiosk: simulator cards: ' + (error.message || error)));
+    const press = (button, path, body) => {
       button.disabled = true;
       $('sim-status').textContent = '';
       api('POST', path, body())
-        .then(function (response) {
-          if (!response.ok) $('sim-status').textContent = 'HTTP ' + response.status;
-        })
-        .catch(function (error) { $('sim-status').textContent = String(error.message || error); })
-        .then(function () { button.disabled = false; });
+        .then((response) => { if (!response.ok) $('sim-status').textContent = 'HTTP ' + response.status; })
+        .catch((error) => { $('sim-status').textContent = String(error.message || error); })
+        .then(() => { button.disabled = false; });
     };
-    $('sim-insert').addEventListener('click', function () {
-      press($('sim-insert'), '/v1/simulator/insert', function () { return { card: $('sim-card').value }; });
-    });
-    $('sim-remove').addEventListener('click', function () {
-      press($('sim-remove'), '/v1/simulator/remove', function () { return {}; });
-    });
+    $('sim-insert').addEventListener('click', () => press($('sim-insert'), '/v1/simulator/insert', () => ({ card: $('sim-card').value })));
+    $('sim-remove').addEventListener('click', () => press($('sim-remove'), '/v1/simulator/remove', () => ({})));
   }
 
-  // ---- Start
+  // ---- The keypad and the keyboard (hardware/kiosk.md): the digits of a numeric keypad,
+  // with NumLock on or off.
+
+  function command(event) {
+    const { key, code } = event;
+    if (key === '5' || code === 'Numpad5' || key === 'Clear') return 'speech';
+    if (key === '0' || code === 'Numpad0') return 'stop';
+    if (key === '4' || code === 'Numpad4') return 'previous';
+    if (key === '6' || code === 'Numpad6') return 'next';
+    if (key === '+' || code === 'NumpadAdd') return 'louder';
+    if (key === '-' || code === 'NumpadSubtract') return 'softer';
+    return null;
+  }
+
+  document.addEventListener('keydown', (event) => {
+    if (event.ctrlKey || event.altKey || event.metaKey) return;
+    if (event.target.closest && event.target.closest('#simulator')) return;
+    if (warning) { // the key only asks for more time
+      event.preventDefault();
+      activity();
+      return;
+    }
+    activity();
+    switch (command(event)) {
+      case 'speech': if (voice.on) repeatScreen(); else startSpeech(); break;
+      case 'stop': stopSpeech(); break;
+      case 'previous': stepLanguage(-1); break;
+      case 'next': stepLanguage(1); break;
+      case 'louder': changeVolume(1); break;
+      case 'softer': changeVolume(-1); break;
+      default: return;
+    }
+    event.preventDefault();
+  });
+  document.addEventListener('pointerdown', activity, true);
+
+  document.querySelectorAll('[data-lang]').forEach((button) => {
+    button.addEventListener('click', () => setLanguage(button.dataset.lang));
+  });
+  $('speech').addEventListener('click', () => { if (voice.on) stopSpeech(); else startSpeech(); });
+  $('more-time').addEventListener('click', activity);
 
   // A new token in the fragment later on (same page, so no reload by itself): take it, and
   // start again with it.
-  window.addEventListener('hashchange', function () {
+  window.addEventListener('hashchange', () => {
     if (new URLSearchParams(location.hash.replace(/^#/, '')).get('token')) location.reload();
   });
 
-  Array.prototype.forEach.call(document.querySelectorAll('[data-lang]'), function (button) {
-    button.addEventListener('click', function () { setLanguage(button.getAttribute('data-lang')); });
-  });
+  // ---- Start
+
+  resetVolume();
   render();
-  if (!token) {
-    setConnection('unconfigured');
-    console.error('no token: open the page as /kiosk/#token=…');
-  } else {
-    start();
-  }
+  if (token) check();
 })();

@@ -27,6 +27,9 @@ pub enum AdviceError {
     /// The TLS configuration could not be built.
     #[error("cannot build the TLS configuration: {0}")]
     Tls(#[source] rustls::Error),
+    /// The CA bundle cannot serve as the roots of the upstream's certificate.
+    #[error("cannot verify the upstream with the CA bundle: {0}")]
+    Verifier(#[source] rustls::client::VerifierBuilderError),
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),

@@ -42,6 +42,7 @@ use uuid::Uuid;
 
 use super::circuit::{CircuitBreaker, CircuitSettings};
 use super::error::AdviceError;
+use super::expiry::{self, CertificateExpiry, ObservingVerifier, SeenServerExpiry};
 use super::model::{Advice, AdviceRequest, Answered, Reason};
 use super::{
     random_fraction, AdviceFuture, AdviceService, OutcomeDelivery, OutcomeFuture, ServiceKind,
@@ -119,6 +120,10 @@ pub struct HttpAdviceService {
     breaker: CircuitBreaker,
     /// Set once the service said it does not take outcomes (`404`/`501`).
     outcomes_unsupported: AtomicBool,
+    /// The client certificate's not-after.
+    client_not_after: Option<OffsetDateTime>,
+    /// The upstream certificate's not-after, as the last verified handshake showed it.
+    server_expiry: Arc<SeenServerExpiry>,
 }
 
 /// How often an outcome is tried (the first attempt included) when the service fails.
@@ -127,8 +132,10 @@ const OUTCOME_ATTEMPTS: u32 = 3;
 impl HttpAdviceService {
     /// Reads the certificates and key, builds the TLS configuration and the client.
     pub fn new(settings: &HttpSettings) -> Result<Self, AdviceError> {
+        let server_expiry = Arc::new(SeenServerExpiry::default());
+        let tls = client(settings, ClientUse::Advice, &server_expiry)?;
         Ok(Self {
-            client: client(settings, ClientUse::Advice)?,
+            client: tls.http,
             endpoint: endpoint(&settings.url)?,
             timeout: settings.timeout,
             retries: settings.retries,
@@ -136,6 +143,8 @@ impl HttpAdviceService {
             max_body_bytes: settings.max_body_bytes,
             breaker: CircuitBreaker::new(settings.circuit),
             outcomes_unsupported: AtomicBool::new(false),
+            client_not_after: tls.client_not_after,
+            server_expiry,
         })
     }
 
@@ -203,7 +212,7 @@ impl HttpAdviceService {
         request_id: Uuid,
         request: &AdviceRequest<'_>,
         deadline: Instant,
-    ) -> Result<Advice, Failure> {
+    ) -> Result<Advice, AttemptFailure> {
         let body = serde_json::to_vec(&EligibilityCheck {
             request_id,
             use_case: request.use_case.rule().to_owned(),
@@ -211,7 +220,7 @@ impl HttpAdviceService {
             channel: request.channel,
             device_id: request.device_id.to_owned(),
         })
-        .map_err(|error| Failure::new(Reason::UpstreamError).detail(&error))?;
+        .map_err(|error| AttemptFailure::new(Reason::UpstreamError).detail(&error))?;
         let mut attempt = 0_u32;
         loop {
             tracing::debug!(attempt, "posting eligibility check");
@@ -247,10 +256,7 @@ impl HttpAdviceService {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .retry_backoff
-            .saturating_mul(2_u32.saturating_pow(attempt.min(16)));
-        base.mul_f64(0.5 + 0.5 * random_fraction())
+        backoff(self.retry_backoff, attempt, random_fraction())
     }
 
     async fn attempt(
@@ -258,7 +264,7 @@ impl HttpAdviceService {
         request_id: Uuid,
         body: Vec<u8>,
         deadline: Instant,
-    ) -> Result<Advice, Failure> {
+    ) -> Result<Advice, AttemptFailure> {
         let send = self
             .client
             .post(self.endpoint.clone())
@@ -267,14 +273,14 @@ impl HttpAdviceService {
             .body(body)
             .send();
         let mut response = match tokio::time::timeout_at(deadline, send).await {
-            Err(_elapsed) => return Err(Failure::new(Reason::UpstreamTimeout)),
-            Ok(Err(error)) => return Err(Failure::from_transport(&error)),
+            Err(_elapsed) => return Err(AttemptFailure::new(Reason::UpstreamTimeout)),
+            Ok(Err(error)) => return Err(AttemptFailure::from_transport(&error)),
             Ok(Ok(response)) => response,
         };
         let status = response.status();
         tracing::debug!(status = status.as_u16(), version = ?response.version(), "upstream status");
         if status != StatusCode::OK {
-            let mut failure = Failure::new(Reason::UpstreamStatus(status.as_u16()));
+            let mut failure = AttemptFailure::new(Reason::UpstreamStatus(status.as_u16()));
             if matches!(status.as_u16(), 502..=504) {
                 failure.retry = match retry_after(response.headers()) {
                     Some(wait) => Retry::After(wait),
@@ -289,7 +295,7 @@ impl HttpAdviceService {
         )
         .await
         {
-            Err(_elapsed) => return Err(Failure::new(Reason::UpstreamBodyTimeout)),
+            Err(_elapsed) => return Err(AttemptFailure::new(Reason::UpstreamBodyTimeout)),
             Ok(body) => body?,
         };
         parse_answer(&body, request_id)
@@ -312,8 +318,8 @@ impl HttpAdviceService {
             self.endpoint.as_str().trim_end_matches('/')
         );
         for attempt in 0..OUTCOME_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(self.backoff(attempt - 1)).await;
+            if let Some(before) = attempt.checked_sub(1) {
+                tokio::time::sleep(self.backoff(before)).await;
             }
             let send = self
                 .client
@@ -371,6 +377,13 @@ impl AdviceService for HttpAdviceService {
             consecutive_failures: self.breaker.consecutive_failures(),
         }
     }
+
+    fn certificate_expiry(&self) -> CertificateExpiry {
+        CertificateExpiry {
+            client: self.client_not_after,
+            server: self.server_expiry.get(),
+        }
+    }
 }
 
 /// A lenient reading of [`beid_core::contract::EligibilityAnswer`]: the same fields, taken
@@ -406,13 +419,13 @@ enum Retry {
 
 /// Why one attempt gave no decision.
 #[derive(Debug)]
-struct Failure {
+struct AttemptFailure {
     reason: Reason,
     retry: Retry,
     detail: Option<String>,
 }
 
-impl Failure {
+impl AttemptFailure {
     fn new(reason: Reason) -> Self {
         Self {
             reason,
@@ -473,20 +486,44 @@ pub(crate) enum ClientUse {
     Probe,
 }
 
+/// An HTTP client, and the not-after of the client certificate it presents.
+pub(crate) struct TlsClient {
+    pub(crate) http: reqwest::Client,
+    pub(crate) client_not_after: Option<OffsetDateTime>,
+}
+
 /// The HTTP client of `settings`: the configured CA bundle only, the client certificate,
-/// https only, no proxy, no redirects.
+/// https only, no proxy, no redirects. Every upstream certificate it accepts has its
+/// not-after noted in `server_expiry`.
 pub(crate) fn client(
     settings: &HttpSettings,
     purpose: ClientUse,
-) -> Result<reqwest::Client, AdviceError> {
+    server_expiry: &Arc<SeenServerExpiry>,
+) -> Result<TlsClient, AdviceError> {
     let probe = purpose == ClientUse::Probe;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = pem::read_roots(&settings.ca_bundle)?;
     let identity = pem::read_client_identity(&settings.client_cert, &settings.client_key)?;
+    let client_not_after = identity
+        .chain
+        .first()
+        .and_then(|leaf| expiry::not_after(leaf));
+    // The standard verifier over the configured roots, as `with_root_certificates` builds
+    // it, wrapped to note what it accepts.
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(AdviceError::Verifier)?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(AdviceError::Tls)?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ObservingVerifier::new(
+            verifier,
+            server_expiry.clone(),
+        )))
         .with_client_auth_cert(identity.chain, identity.key)
         .map_err(|source| pem::PemError::KeyMismatch {
             path: settings.client_key.clone(),
@@ -512,60 +549,77 @@ pub(crate) fn client(
         ))
         .tls_info(probe)
         .build()
+        .map(|http| TlsClient {
+            http,
+            client_not_after,
+        })
         .map_err(AdviceError::Client)
 }
 
 /// The reason and the error chain of a failed request, as the advice path judges them.
 pub(crate) fn transport_failure(error: &reqwest::Error) -> (Reason, String) {
-    let failure = Failure::from_transport(error);
+    let failure = AttemptFailure::from_transport(error);
     (failure.reason, failure.detail.unwrap_or_default())
 }
 
 /// Read the body, refusing more than `limit` bytes (by `Content-Length` up front, or while
 /// streaming).
-async fn read_limited(response: &mut reqwest::Response, limit: usize) -> Result<Vec<u8>, Failure> {
+async fn read_limited(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, AttemptFailure> {
     if response
         .content_length()
         .is_some_and(|length| length > limit as u64)
     {
-        return Err(Failure::new(Reason::UpstreamTooLarge));
+        return Err(AttemptFailure::new(Reason::UpstreamTooLarge));
     }
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|error| Failure::from_transport(&error))?
+        .map_err(|error| AttemptFailure::from_transport(&error))?
     {
         if body.len() + chunk.len() > limit {
-            return Err(Failure::new(Reason::UpstreamTooLarge));
+            return Err(AttemptFailure::new(Reason::UpstreamTooLarge));
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
 }
 
+/// The wait before retry number `attempt + 1`: the base doubled per attempt (capped at
+/// 2^16), scaled by `fraction` (in [0, 1)) into [half, whole] so that devices that failed
+/// together do not retry together.
+fn backoff(base: Duration, attempt: u32, fraction: f64) -> Duration {
+    let doubled = base.saturating_mul(2_u32.saturating_pow(attempt.min(16)));
+    // Not `mul_f64`: it panics when the product leaves Duration's range.
+    Duration::try_from_secs_f64(doubled.as_secs_f64() * (0.5 + 0.5 * fraction))
+        .unwrap_or(Duration::MAX)
+}
+
 /// Judge a 200 body against the contract.
-fn parse_answer(body: &[u8], request_id: Uuid) -> Result<Advice, Failure> {
+fn parse_answer(body: &[u8], request_id: Uuid) -> Result<Advice, AttemptFailure> {
     // serde_json's messages may quote values of the body; log only where it broke.
-    let answer: UpstreamAnswer = serde_json::from_slice(body).map_err(|error| Failure {
+    let answer: UpstreamAnswer = serde_json::from_slice(body).map_err(|error| AttemptFailure {
         detail: Some(format!(
             "{:?} error at line {} column {}",
             error.classify(),
             error.line(),
             error.column()
         )),
-        ..Failure::new(Reason::UpstreamMalformed)
+        ..AttemptFailure::new(Reason::UpstreamMalformed)
     })?;
     if Uuid::parse_str(&answer.request_id).ok() != Some(request_id) {
-        return Err(Failure::new(Reason::UpstreamMismatch));
+        return Err(AttemptFailure::new(Reason::UpstreamMismatch));
     }
     let decision = serde_json::from_value::<AnswerDecision>(answer.decision.into())
-        .map_err(|_| Failure::new(Reason::UpstreamUnknownDecision))?;
+        .map_err(|_| AttemptFailure::new(Reason::UpstreamUnknownDecision))?;
     let valid_until = match answer.valid_until.as_deref() {
         None => None,
-        Some(text) => Some(parse_valid_until(text).ok_or_else(|| Failure {
+        Some(text) => Some(parse_valid_until(text).ok_or_else(|| AttemptFailure {
             detail: Some("validUntil is not an RFC 3339 date".into()),
-            ..Failure::new(Reason::UpstreamMalformed)
+            ..AttemptFailure::new(Reason::UpstreamMalformed)
         })?),
     };
     // Upstream text is untrusted: capped, stripped of control characters and of anything
@@ -769,6 +823,19 @@ mod tests {
     }
 
     #[test]
+    fn the_backoff_doubles_per_attempt_within_half_and_whole() {
+        let base = Duration::from_millis(100);
+        assert_eq!(backoff(base, 0, 0.0), Duration::from_millis(50));
+        assert_eq!(backoff(base, 0, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff(base, 1, 0.0), Duration::from_millis(100));
+        assert_eq!(backoff(base, 2, 0.5), Duration::from_millis(300));
+        assert_eq!(backoff(base, 3, 1.0), Duration::from_millis(800));
+        // Capped, never overflowing.
+        assert_eq!(backoff(base, 40, 1.0), backoff(base, 16, 1.0));
+        assert_eq!(backoff(Duration::MAX, 3, 1.0), Duration::MAX);
+    }
+
+    #[test]
     fn an_undecided_answer_is_unknown_with_the_upstreams_reason_for_the_clerk() {
         let id = Uuid::new_v4();
         let body = format!(
@@ -824,10 +891,10 @@ mod tests {
 
     #[test]
     fn only_unreachable_or_failing_upstreams_trip_the_breaker() {
-        assert!(!Failure::new(Reason::UpstreamTimeout).healthy());
-        assert!(!Failure::new(Reason::UpstreamStatus(503)).healthy());
-        assert!(!Failure::new(Reason::UpstreamStatus(429)).healthy());
-        assert!(Failure::new(Reason::UpstreamStatus(400)).healthy());
-        assert!(Failure::new(Reason::UpstreamMismatch).healthy());
+        assert!(!AttemptFailure::new(Reason::UpstreamTimeout).healthy());
+        assert!(!AttemptFailure::new(Reason::UpstreamStatus(503)).healthy());
+        assert!(!AttemptFailure::new(Reason::UpstreamStatus(429)).healthy());
+        assert!(AttemptFailure::new(Reason::UpstreamStatus(400)).healthy());
+        assert!(AttemptFailure::new(Reason::UpstreamMismatch).healthy());
     }
 }

@@ -10,6 +10,7 @@
 mod catalogue;
 mod circuit;
 mod error;
+mod expiry;
 mod http;
 mod model;
 pub mod probe;
@@ -25,6 +26,7 @@ use serde::Serialize;
 pub use catalogue::{Catalogue, Labels, Language, UseCase};
 pub use circuit::{CircuitSettings, CircuitState};
 pub use error::AdviceError;
+pub use expiry::CertificateExpiry;
 pub use http::{HttpAdviceService, HttpSettings};
 pub use model::{Advice, AdviceRequest, AnswerDecision, Basis, Channel, Decision, Reason};
 pub use simulated::{Fixture, SimulatedAdviceService, SimulatedSettings, EMBEDDED_FIXTURE};
@@ -61,6 +63,12 @@ pub trait AdviceService: Send + Sync {
 
     /// What this service is and how its upstream is doing, for status pages.
     fn status(&self) -> ServiceStatus;
+
+    /// The not-after times of the certificates on the way to the upstream, for monitoring
+    /// (none for a service without TLS).
+    fn certificate_expiry(&self) -> CertificateExpiry {
+        CertificateExpiry::default()
+    }
 
     /// Tells the service what the clerk decided on its answer to `request_id` (the
     /// optional outcome operation of the contract). No national number travels: the

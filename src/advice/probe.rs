@@ -93,7 +93,7 @@ pub async fn probe(
     settings: &HttpSettings,
 ) -> Result<Result<UpstreamHealth, ProbeFailure>, AdviceError> {
     let url = health_url(&settings.url)?;
-    let client = client(settings, ClientUse::Probe)?;
+    let client = client(settings, ClientUse::Probe, &std::sync::Arc::default())?.http;
     let started = Instant::now();
     let send = client.get(url).send();
     let response = match tokio::time::timeout(settings.timeout, send).await {

@@ -1,13 +1,15 @@
 //! API clients: who holds which token, with which scopes, from which browser origins.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use serde::Deserialize;
 
 /// What a client may see (docs/local-api.md "Scopes").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scope {
     Advice,
@@ -59,7 +61,8 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 
 /// The configured clients and their rate limits.
 pub struct Clients {
-    clients: Vec<std::sync::Arc<Client>>,
+    /// Replaced whole by [`Clients::replace`] (a reload); the rate limits stay.
+    clients: RwLock<Arc<[Arc<Client>]>>,
     buckets: Mutex<HashMap<String, Bucket>>,
     rate_per_second: f64,
     burst: f64,
@@ -73,7 +76,7 @@ struct Bucket {
 impl Clients {
     pub fn new(clients: Vec<Client>) -> Self {
         Self {
-            clients: clients.into_iter().map(std::sync::Arc::new).collect(),
+            clients: RwLock::new(clients.into_iter().map(Arc::new).collect()),
             buckets: Mutex::new(HashMap::new()),
             rate_per_second: 50.0,
             burst: 100.0,
@@ -88,11 +91,31 @@ impl Clients {
         self
     }
 
+    /// The clients in force now.
+    fn current(&self) -> Arc<[Arc<Client>]> {
+        self.clients
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts a new list of clients in force (a reload: a rotated token, a client added or
+    /// removed). Requests from then on are judged against it; a request already admitted,
+    /// an event stream already open and a ticket already issued keep the client they had.
+    /// The rate limits of clients that remain (by name) carry on.
+    pub fn replace(&self, clients: Vec<Client>) {
+        let clients: Arc<[Arc<Client>]> = clients.into_iter().map(Arc::new).collect();
+        if let Ok(mut buckets) = self.buckets.lock() {
+            buckets.retain(|name, _| clients.iter().any(|c| &c.name == name));
+        }
+        *self.clients.write().unwrap_or_else(PoisonError::into_inner) = clients;
+    }
+
     /// The client whose token this is.
     pub fn authenticate(&self, token: &str) -> Option<std::sync::Arc<Client>> {
         let presented = digest(token);
         // Look at every client, so the time taken does not tell which one matched.
-        self.clients.iter().fold(None, |found, client| {
+        self.current().iter().fold(None, |found, client| {
             match same(&client.token_digest, &presented) {
                 true => Some(client.clone()),
                 false => found,
@@ -102,20 +125,25 @@ impl Clients {
 
     /// Whether any client accepts this origin (CORS preflights carry no token).
     pub fn any_allows_origin(&self, origin: &str) -> bool {
-        self.clients.iter().any(|c| c.allows_origin(origin))
+        self.current().iter().any(|c| c.allows_origin(origin))
     }
 
     /// Token bucket per client: `true` when this request may go on.
     pub fn admit(&self, client: &Client) -> bool {
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return true;
-        };
-        let now = Instant::now();
+        self.admit_at(client, Instant::now())
+    }
+
+    /// [`Clients::admit`] at the instant `now` (tests pass their own clock).
+    fn admit_at(&self, client: &Client, now: Instant) -> bool {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let bucket = buckets.entry(client.name.clone()).or_insert(Bucket {
             tokens: self.burst,
             at: now,
         });
-        let refill = now.duration_since(bucket.at).as_secs_f64() * self.rate_per_second;
+        let refill = now.saturating_duration_since(bucket.at).as_secs_f64() * self.rate_per_second;
         bucket.tokens = (bucket.tokens + refill).min(self.burst);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
@@ -156,7 +184,40 @@ mod tests {
             .is_none());
         assert!(pos.allows_origin("https://pos.example"));
         assert!(!pos.allows_origin("https://pos.example.attacker"));
-        let admitted = (0..150).filter(|_| clients.admit(&pos)).count();
-        assert!((100..=102).contains(&admitted), "{admitted}");
+        // At one instant: exactly the burst, then nothing; a second later, the rate.
+        let now = Instant::now();
+        let admitted = (0..150).filter(|_| clients.admit_at(&pos, now)).count();
+        assert_eq!(admitted, 100);
+        let later = now + std::time::Duration::from_secs(1);
+        let admitted = (0..150).filter(|_| clients.admit_at(&pos, later)).count();
+        assert_eq!(admitted, 50);
+    }
+
+    #[test]
+    fn a_replaced_list_is_judged_at_once_and_the_rate_limits_carry_on() {
+        let old = "a-long-token-for-the-pos-client-0001";
+        let new = "a-long-token-for-the-pos-client-0003";
+        let clients = Clients::new(vec![Client::new("pos", old, vec![Scope::Advice], vec![])]);
+        let pos = clients.authenticate(old).unwrap();
+        while clients.admit(&pos) {}
+        clients.replace(vec![Client::new(
+            "pos",
+            new,
+            vec![Scope::Advice],
+            vec!["https://pos.example".into()],
+        )]);
+        assert!(
+            clients.authenticate(old).is_none(),
+            "the old token is refused"
+        );
+        let rotated = clients.authenticate(new).unwrap();
+        assert!(rotated.allows_origin("https://pos.example"));
+        assert!(clients.any_allows_origin("https://pos.example"));
+        assert!(
+            !clients.admit(&rotated),
+            "a reload does not refill the client's bucket"
+        );
+        clients.replace(Vec::new());
+        assert!(clients.authenticate(new).is_none());
     }
 }

@@ -191,49 +191,12 @@ pub async fn stream(
         .open(&client.name)
         .map_err(|error| refused(&state, error))?;
     let open = OpenStream::new(permit, state.metrics.clone());
-    // Subscribe before the snapshot: every event after it is then received, and those the
-    // snapshot already holds are skipped by their id.
-    let events = state.engine.subscribe();
-    let (first, last_seen) = snapshot(&state);
-    let rest = stream::unfold(
-        (events, last_seen, state, open),
-        |(mut events, mut last_seen, state, open)| async move {
-            let batch = loop {
-                match events.recv().await {
-                    Ok(published) if published.id <= last_seen => continue,
-                    Ok(published) => {
-                        last_seen = published.id;
-                        break vec![Event::default()
-                            .id(published.id.to_string())
-                            .event(published.event.name())
-                            .data(published.json())];
-                    }
-                    // A slow subscriber missed events: say so, then start again from a
-                    // fresh snapshot rather than leave it with a wrong picture.
-                    Err(RecvError::Lagged(missed)) => {
-                        let notice = json_event(
-                            "events-missed",
-                            &EventsMissedView {
-                                kind: "events-missed",
-                                missed,
-                            },
-                        );
-                        let (fresh, seen) = snapshot(&state);
-                        last_seen = seen;
-                        break vec![notice, fresh];
-                    }
-                    Err(RecvError::Closed) => return None,
-                }
-            };
-            Some((
-                stream::iter(batch.into_iter().map(Ok)),
-                (events, last_seen, state, open),
-            ))
-        },
-    )
-    .flatten();
-    let stream = stream::once(std::future::ready(Ok(first))).chain(rest);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    // The stream holds its permit: dropped (the client gone), it gives its place back.
+    let frames = frames(state).map(move |frame| {
+        let _held = &open;
+        Ok(frame.into_event())
+    });
+    Ok(Sse::new(frames).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 /// A stream's permit and its count in the metrics, both given back when the stream is
@@ -259,8 +222,80 @@ impl Drop for OpenStream {
     }
 }
 
-/// The `snapshot` event, and the id of the last engine event it holds.
-fn snapshot(state: &AppState) -> (Event, u64) {
+/// One event of the stream, before it becomes SSE text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Frame {
+    id: Option<u64>,
+    name: &'static str,
+    data: String,
+}
+
+impl Frame {
+    fn json(name: &'static str, id: Option<u64>, data: &impl serde::Serialize) -> Self {
+        Self {
+            id,
+            name,
+            data: serde_json::to_string(data).unwrap_or_else(|_| "{}".into()),
+        }
+    }
+
+    fn into_event(self) -> Event {
+        let event = Event::default().event(self.name).data(self.data);
+        match self.id {
+            Some(id) => event.id(id.to_string()),
+            None => event,
+        }
+    }
+}
+
+/// The stream's frames: a snapshot, then every engine event after it with its id; after
+/// `events-missed`, a fresh snapshot.
+fn frames(state: AppState) -> impl Stream<Item = Frame> {
+    // Subscribe before the snapshot: every event after it is then received, and those the
+    // snapshot already holds are skipped by their id.
+    let events = state.engine.subscribe();
+    let (first, last_seen) = snapshot(&state);
+    let rest = stream::unfold(
+        (events, last_seen, state),
+        |(mut events, mut last_seen, state)| async move {
+            let batch = loop {
+                match events.recv().await {
+                    Ok(published) if published.id <= last_seen => continue,
+                    Ok(published) => {
+                        last_seen = published.id;
+                        break vec![Frame {
+                            id: Some(published.id),
+                            name: published.event.name(),
+                            data: published.json().to_owned(),
+                        }];
+                    }
+                    // A slow subscriber missed events: say so, then start again from a
+                    // fresh snapshot rather than leave it with a wrong picture.
+                    Err(RecvError::Lagged(missed)) => {
+                        let notice = Frame::json(
+                            "events-missed",
+                            None,
+                            &EventsMissedView {
+                                kind: "events-missed",
+                                missed,
+                            },
+                        );
+                        let (fresh, seen) = snapshot(&state);
+                        last_seen = seen;
+                        break vec![notice, fresh];
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            };
+            Some((stream::iter(batch), (events, last_seen, state)))
+        },
+    )
+    .flatten();
+    stream::once(std::future::ready(first)).chain(rest)
+}
+
+/// The `snapshot` frame, and the id of the last engine event it holds.
+fn snapshot(state: &AppState) -> (Frame, u64) {
     let snapshot = state.engine.snapshot();
     let view = SnapshotView {
         kind: "snapshot",
@@ -272,14 +307,8 @@ fn snapshot(state: &AppState) -> (Event, u64) {
             .map(|session| SessionSummary::new(session))
             .collect(),
     };
-    let event = json_event("snapshot", &view).id(snapshot.last_event.to_string());
-    (event, snapshot.last_event)
-}
-
-fn json_event(name: &str, data: &impl serde::Serialize) -> Event {
-    Event::default()
-        .event(name)
-        .data(serde_json::to_string(data).unwrap_or_else(|_| "{}".into()))
+    let frame = Frame::json("snapshot", Some(snapshot.last_event), &view);
+    (frame, snapshot.last_event)
 }
 
 #[cfg(test)]
@@ -293,6 +322,60 @@ mod tests {
             vec![Scope::Advice],
             vec![],
         ))
+    }
+
+    /// The agent with its simulated readers, in this process.
+    fn simulated_state() -> (AppState, Arc<crate::sim::SimulatedReaders>) {
+        let readers = Arc::new(crate::sim::SimulatedReaders::new(&["Reader"], false));
+        let settings = crate::session::EngineSettings::simulated(None).unwrap();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let engine =
+            crate::session::Engine::start(readers.clone(), settings, metrics.clone()).unwrap();
+        let clients = super::super::Clients::new(vec![]);
+        let state =
+            AppState::new(engine, clients, metrics, 8099).with_simulator(Some(readers.clone()));
+        (state, readers)
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_told_and_resynchronised() {
+        let (state, readers) = simulated_state();
+        let engine = state.engine.clone();
+        let mut frames = Box::pin(frames(state));
+        let first = frames.next().await.unwrap();
+        assert_eq!(first.name, "snapshot");
+        // Far more events than the stream may buffer, while nobody reads it.
+        let mut watch = engine.subscribe();
+        let mut removals = 0;
+        while removals < 700 {
+            readers.insert(None, "gen-1.8-ec").unwrap();
+            readers.remove(None).unwrap();
+            // Pace on the engine itself: it has seen this card come and go.
+            loop {
+                match watch.recv().await {
+                    Ok(published) if published.event.name() == "card-removed" => break,
+                    _ => {}
+                }
+            }
+            removals += 1;
+        }
+        let mut names = Vec::new();
+        loop {
+            let frame = frames.next().await.unwrap();
+            let name = frame.name;
+            names.push((name, frame));
+            if name == "events-missed" {
+                break;
+            }
+        }
+        let (_, missed) = names.last().unwrap();
+        assert!(missed.id.is_none());
+        let missed: serde_json::Value = serde_json::from_str(&missed.data).unwrap();
+        assert!(missed["missed"].as_u64().unwrap() > 0, "{missed}");
+        // Then a fresh snapshot, whose id is the engine's latest.
+        let fresh = frames.next().await.unwrap();
+        assert_eq!(fresh.name, "snapshot");
+        assert_eq!(fresh.id, Some(engine.snapshot().last_event));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! api: the local HTTP API for POS clients and the kiosk page (docs/local-api.md).
+//! api: the local HTTP API for POS clients, the counter page and the kiosk page
+//! (docs/local-api.md).
 //!
 //! Loopback only, every request's Host checked, bearer tokens with scopes, Origin checked
 //! on every request that carries one, `Cache-Control: no-store` everywhere. Knows nothing
@@ -7,11 +8,13 @@
 mod backoff;
 mod clients;
 mod connections;
+mod counter;
 mod error;
 mod events;
 mod guard;
-mod kiosk;
+pub mod kiosk;
 mod openapi;
+mod pages;
 mod routes;
 mod server;
 pub mod views;
@@ -81,6 +84,11 @@ impl AppState {
         self
     }
 
+    /// The metrics in Prometheus text: what was counted, and the engine's state now.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(&self.engine.gauges())
+    }
+
     /// Serves the simulated readers' controls too.
     pub fn with_simulator(mut self, simulator: Option<Arc<SimulatedReaders>>) -> Self {
         self.simulator = simulator;
@@ -126,6 +134,10 @@ pub fn router(state: AppState) -> Router {
         .route("/kiosk/", get(kiosk::page))
         .route("/kiosk/kiosk.js", get(kiosk::script))
         .route("/kiosk/kiosk.css", get(kiosk::style))
+        .route("/counter", get(counter::redirect))
+        .route("/counter/", get(counter::page))
+        .route("/counter/{file}", get(counter::asset))
+        .route("/kiosk/speech/{language}/{clip}", get(kiosk::clip))
         .method_not_allowed_fallback(|| async { ApiError::METHOD })
         .merge(v1)
         .fallback(|| async { ApiError::NOT_FOUND })

@@ -59,6 +59,16 @@ pub fn build() -> Value {
         entry[op.method] = operation(op, &error_schema);
     }
     let mut schemas = generator.take_definitions(true);
+    // An error's `error` is one of the codes of the table, as the ErrorCode enum lists them.
+    if let Some(code) = schemas
+        .get_mut("ErrorView")
+        .and_then(|view| view.pointer_mut("/properties/error"))
+    {
+        code["$ref"] = json!("#/components/schemas/ErrorCode");
+        if let Some(fields) = code.as_object_mut() {
+            fields.remove("type");
+        }
+    }
     schemas.insert(
         "ErrorCode".into(),
         json!({

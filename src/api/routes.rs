@@ -15,14 +15,15 @@ use super::error::ApiError;
 use super::guard::Caller;
 use super::views::{
     read_summary, AdviceBody, AdviceView, AuthenticityView, CardView, CounterView,
-    DeviationReasonView, IdentityView, InsertBody, InsertedView, NationalNumberView, OutcomeBody,
-    OutcomeView, RemoveBody, SessionView, StatusView, UpstreamView, UseCaseView,
+    DeviationReasonView, IdentityView, InsertBody, InsertedView, KioskView, NationalNumberView,
+    OutcomeBody, OutcomeView, RemoveBody, SessionView, StatusView, UpstreamView, UseCaseView,
 };
 use super::AppState;
 use crate::advice::{Channel, Labels};
 use crate::beid::Gender;
 use crate::session::{
-    reader_id, EngineError, EngineEvent, OutcomeInput, Published, ReadState, ReaderView,
+    reader_id, EngineError, EngineEvent, EngineSettings, OutcomeInput, Published, ReadState,
+    ReaderView,
 };
 
 fn require(client: &Client, scope: Scope) -> Result<(), ApiError> {
@@ -76,6 +77,10 @@ pub async fn status(
                 .collect(),
             reason_codes: settings.counter.reason_codes.clone(),
         },
+        kiosk: KioskView {
+            speech_output: settings.kiosk.speech_output,
+        },
+        scopes: client.scopes.clone(),
     }))
 }
 
@@ -96,8 +101,7 @@ fn parse_session(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiE
 
 /// The labels of the upstream's reason codes when the advice's texts may be shown: on a
 /// counter device (a clerk reads them), never on a kiosk.
-fn clerk_labels(state: &AppState) -> Option<&BTreeMap<String, Labels>> {
-    let settings = state.engine.settings();
+fn clerk_labels(settings: &EngineSettings) -> Option<&BTreeMap<String, Labels>> {
     (settings.channel == Channel::Counter).then_some(&settings.counter.reason_codes)
 }
 
@@ -111,7 +115,8 @@ pub async fn session(
     let session = state.engine.session(parse_session(path)?)?;
     let read = session.read_state();
     let (view_state, _, error) = read_summary(&read);
-    let clerk = clerk_labels(&state);
+    let settings = state.engine.settings();
+    let clerk = clerk_labels(&settings);
     let mut view = SessionView {
         session: session.id,
         reader: reader_id(&session.reader),
@@ -188,11 +193,12 @@ pub async fn advice(
     let request = body(request)?;
     let id = parse_session(path)?;
     let decided = state.engine.advise(id, &request.use_case).await?;
+    let settings = state.engine.settings();
     Ok(Json(AdviceView::new(
         id,
         &request.use_case,
         &decided,
-        clerk_labels(&state),
+        clerk_labels(&settings),
     )))
 }
 
@@ -232,7 +238,7 @@ pub async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.metrics.render(),
+        state.metrics_text(),
     ))
 }
 

@@ -11,9 +11,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::advice::{Basis, Channel, CircuitState, Decision, Labels, ServiceKind, UseCase};
+use crate::api::Scope;
 use crate::beid::{CardFault, Gender};
 use crate::session::{
     reader_id, ChipVerdict, Decided, EngineEvent, ReadState, ReaderView, Recorded, Session,
+    SpeechOutput,
 };
 use beid_core::contract::{Deviation, StaffDecision};
 
@@ -65,6 +67,11 @@ pub struct StatusView {
     pub simulator: bool,
     /// What the counter page needs to record a clerk's decision.
     pub counter: CounterView,
+    /// What the kiosk page needs (`[kiosk]`).
+    pub kiosk: KioskView,
+    /// The calling client's scopes: a page offers only what its token may ask for (the
+    /// counter page's "show the national number" button, for instance).
+    pub scopes: Vec<Scope>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -103,6 +110,15 @@ pub struct CounterView {
 pub struct DeviationReasonView {
     pub id: String,
     pub labels: Labels,
+}
+
+/// The kiosk page's settings.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KioskView {
+    /// Where the outcome is spoken: `headset` (the citizen's headset only), `speaker`, or
+    /// `none` (the page then says the answer is on the screen).
+    pub speech_output: SpeechOutput,
 }
 
 /// Where a session's read stands.

@@ -250,7 +250,7 @@ impl<T: CardTransport> BeidCard<T> {
                 }
                 // After whole chunks, an empty answer, "offset outside the file" or (some
                 // readers) "no current file" is the end, or a reader's mid-file glitch
-                // (Alcor AU9560: PROTOCOL.md §2.5). Only a short chunk is a sure end, so
+                // (Alcor AU9560: `docs/card-protocol.md` §8). Only a short chunk is a sure end, so
                 // the same offset is tried once more before the end is believed.
                 status @ (StatusWord::Success
                 | StatusWord::OffsetOutsideFile
@@ -282,7 +282,7 @@ impl<T: CardTransport> BeidCard<T> {
 
     /// The length a file has on this card generation, asked for in one READ BINARY (saves
     /// the `6Cxx` round). Applets 1.0/1.1 were issued with RSA-1024 National Register keys
-    /// only (2003–2014, PROTOCOL.md §5.2): their signatures are 128 bytes. Were one longer,
+    /// only (2003–2014, `docs/card-protocol.md` §6): their signatures are 128 bytes. Were one longer,
     /// the signature check would fail and the card be judged not authentic, never accepted.
     fn known_length(&self, file: CardFile) -> Option<usize> {
         let rsa_1024 = matches!(

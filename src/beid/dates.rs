@@ -1,5 +1,5 @@
 //! Dates as the card writes them: validity `DD.MM.YYYY`, and birth dates in words in
-//! French, Dutch or German with every spacing seen in the field (PROTOCOL.md §4.2).
+//! French, Dutch or German with every spacing seen in the field (`docs/card-protocol.md` §10).
 
 use time::{Date, Month};
 

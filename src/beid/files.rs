@@ -1,4 +1,4 @@
-//! The card's elementary files that the agent may read (PROTOCOL.md §1).
+//! The card's elementary files that the agent may read (`docs/card-protocol.md` §4).
 
 use std::fmt;
 
@@ -34,7 +34,7 @@ pub enum Extent {
 }
 
 /// The signature files (4032, 4034) hold 128 bytes (RSA-1024), 256 (RSA-2048) or a DER
-/// ECDSA signature zero-padded to 256 (PROTOCOL.md §1, CONT54 §6.2.5).
+/// ECDSA signature zero-padded to 256 (`docs/card-protocol.md` §4, CONT54 §6.2.5).
 pub const MAX_SIGNATURE_FILE_LEN: usize = 256;
 
 /// A file the agent reads, named by what it holds.

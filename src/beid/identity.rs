@@ -1,4 +1,4 @@
-//! The identity (4031) and address (4033) files as typed values (tags: PROTOCOL.md §4.2-4.3).
+//! The identity (4031) and address (4033) files as typed values (tags: `docs/card-protocol.md` §10).
 //!
 //! `Debug` on these types shows which fields are present, never their values: they hold
 //! a person's data and must not leak into logs.

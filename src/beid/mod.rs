@@ -1,7 +1,7 @@
 //! beid: the Belgian eID (Belpic) card protocol over any [`CardTransport`].
 //!
 //! No async, no HTTP, no PC/SC: this layer turns APDU exchanges into typed card data.
-//! Facts it relies on are in `../shared/beid/PROTOCOL.md`; each command names its source.
+//! What it sends and why: `docs/card-protocol.md`; each command names its source.
 //!
 //! [`CardTransport`]: crate::reader::CardTransport
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// A card's status word, mapped to the meanings of PROTOCOL.md §2.7.
+/// A card's status word, mapped to the meanings of `docs/card-protocol.md` §9.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StatusWord {

@@ -1,4 +1,4 @@
-//! The "simplified TLV" of the identity and address files (CONT54 §6.1, PROTOCOL.md §4.1):
+//! The "simplified TLV" of the identity and address files (CONT54 §6.1, `docs/card-protocol.md` §10):
 //! a 1-byte tag, a length of one byte below 255 or `FF`-prefixed (`FF x` = 255 + x), the
 //! value, and possibly zero padding at the end. Tag 00 may only come first.
 
@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn keeps_trailing_empty_fields_of_foreign_cards() {
-        // Foreign 1.7 cards may end with `1A 00 1B 00 1C 00` (PROTOCOL.md §1).
+        // Foreign 1.7 cards may end with `1A 00 1B 00 1C 00` (`docs/card-protocol.md` §4).
         let bytes = [0x06, 0x01, b'9', 0x1A, 0x00, 0x1B, 0x00, 0x1C, 0x00];
         let tags: Vec<u8> = parse(&bytes).unwrap().iter().map(|f| f.tag).collect();
         assert_eq!(tags, [0x06, 0x1A, 0x1B, 0x1C]);

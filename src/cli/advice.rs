@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::exit::{sentence, Failure};
+use super::json::{self, JsonFlag};
 use super::read::{choose_reader, pcscd, seconds};
 use super::settings::{engine_settings, load_config};
 use super::trust_args::TrustArgs;
@@ -34,9 +35,8 @@ pub struct AdviceArgs {
     simulate: bool,
     #[command(flatten)]
     trust: TrustArgs,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    pub(super) output: JsonFlag,
     /// Wait up to this many seconds for a card to be inserted.
     #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
     wait: f64,
@@ -154,10 +154,8 @@ pub fn run(args: &AdviceArgs) -> Result<(), Failure> {
             total_ms: millis(started.elapsed()),
         },
     };
-    if args.json {
-        let json = serde_json::to_string_pretty(&report)
-            .map_err(|e| Failure::Other(format!("cannot write JSON: {e}")))?;
-        out!("{json}");
+    if args.output.json {
+        json::print(&report)?;
     } else {
         let verdict = match report.decision {
             Decision::Eligible => "ELIGIBLE",

@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::exit::{sentence, Failure};
+use super::json::{self, JsonFlag};
 use crate::audit::{seal_init, seal_state_path, VerificationKey};
 
 #[derive(Debug, clap::Args)]
@@ -22,9 +23,8 @@ pub struct SealInitArgs {
     /// rewrite at most the current epoch; each epoch adds a seal record.
     #[arg(long, value_name = "DURATION", value_parser = parse_epoch, default_value = "15m")]
     epoch: Duration,
-    /// Print one JSON object (for configuration management that stores the key).
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    pub(super) output: JsonFlag,
 }
 
 pub fn run(args: &SealInitArgs) -> Result<(), Failure> {
@@ -42,8 +42,8 @@ pub fn run(args: &SealInitArgs) -> Result<(), Failure> {
     let key = seal_init(&log, args.epoch, now).map_err(|e| Failure::Other(sentence(&e)))?;
     let state = seal_state_path(&log);
     let ownership = give_to_directory_owner(&state, &owner);
-    if args.json {
-        out!("{}", report_json(&key, &state, ownership.as_deref()));
+    if args.output.json {
+        json::print(&report_json(&key, &state, ownership.as_deref()))?;
     } else {
         report_text(&key, &log, &state, ownership.as_deref());
     }
@@ -95,7 +95,7 @@ fn report_text(key: &VerificationKey, log: &Path, state: &Path, warning: Option<
     }
 }
 
-fn report_json(key: &VerificationKey, state: &Path, warning: Option<&str>) -> String {
+fn report_json(key: &VerificationKey, state: &Path, warning: Option<&str>) -> serde_json::Value {
     let schedule = key.schedule();
     json!({
         "verificationKey": &*key.expose(),
@@ -105,7 +105,6 @@ fn report_json(key: &VerificationKey, state: &Path, warning: Option<&str>) -> St
         "epochSeconds": schedule.length().as_secs(),
         "warning": warning,
     })
-    .to_string()
 }
 
 /// `900`, `900s`, `15m`, `1h`: whole seconds between [`crate::audit::MIN_EPOCH`] and

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::audit_seal_init::SealInitArgs;
 use super::exit::{sentence, Failure};
+use super::json::{self, JsonFlag};
 use crate::audit::{verify_with, Anchors, Verdict, VerificationKey, VerifyOptions, DEFAULT_UNIT};
 
 #[derive(Debug, clap::Subcommand)]
@@ -41,9 +42,18 @@ pub struct VerifyArgs {
     /// the log was copied, when verifying an older copy.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     as_of: Option<OffsetDateTime>,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    pub(super) output: JsonFlag,
+}
+
+impl AuditCommand {
+    /// Whether the command was asked for JSON.
+    pub fn json(&self) -> bool {
+        match self {
+            Self::Verify(args) => args.output.json,
+            Self::SealInit(args) => args.output.json,
+        }
+    }
 }
 
 pub fn run(command: &AuditCommand) -> Result<(), Failure> {
@@ -67,10 +77,8 @@ fn verify(args: &VerifyArgs) -> Result<(), Failure> {
         options.as_of = as_of;
     }
     let report = verify_with(&args.file, &options).map_err(|e| Failure::Other(sentence(&e)))?;
-    if args.json {
-        let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| Failure::Other(format!("cannot write JSON: {e}")))?;
-        out!("{text}");
+    if args.output.json {
+        json::print(&report)?;
     } else {
         out!("{}", report.to_string().trim_end());
     }

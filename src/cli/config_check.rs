@@ -8,20 +8,16 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::exit::{sentence, Failure};
-use crate::config::{Config, ConfigError, ConfigProblem};
-
-const EXIT_CODES: &str = "\
-Exit codes:
-  0   no problem
-  1   the configuration file cannot be read at all
-  2   wrong usage
-  12  problems found (each is listed)";
+use super::json::{self, JsonFlag};
+use crate::config::{Config, ConfigProblem};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ConfigCommand {
     /// Check a configuration file and its drop-ins (config.d/*.toml beside it): every
     /// problem, with the file and line its value came from, the key, and a hint.
-    #[command(after_help = EXIT_CODES)]
+    ///
+    /// With --json: {"ok", "problems": [{"file", "line", "key", "problem", "hint"}]}, or
+    /// {"error": {"code", "message"}} when the file cannot be read at all (exit 1).
     Check(CheckArgs),
 }
 
@@ -29,10 +25,16 @@ pub enum ConfigCommand {
 pub struct CheckArgs {
     /// The file (default /etc/beid-agent/config.toml).
     file: Option<PathBuf>,
-    /// Print one JSON object: {"ok", "problems": [{"file", "line", "key", "problem",
-    /// "hint"}]}, or {"error": {"code", "message"}} when the file cannot be read.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    pub(super) output: JsonFlag,
+}
+
+impl ConfigCommand {
+    /// Whether the command was asked for JSON.
+    pub fn json(&self) -> bool {
+        let Self::Check(args) = self;
+        args.output.json
+    }
 }
 
 pub fn run(command: &ConfigCommand) -> Result<(), Failure> {
@@ -41,17 +43,12 @@ pub fn run(command: &ConfigCommand) -> Result<(), Failure> {
         .file
         .clone()
         .unwrap_or_else(|| PathBuf::from(super::settings::DEFAULT_CONFIG));
-    let checked = match Config::check(&path) {
-        Ok(checked) => checked,
-        Err(error) => {
-            if args.json {
-                out!("{}", error_json(&error));
-            }
-            return Err(Failure::Other(sentence(&error)));
-        }
-    };
-    if args.json {
-        out!("{}", report_json(&checked.problems));
+    let checked = Config::check(&path).map_err(|error| Failure::Coded {
+        code: error.code(),
+        message: sentence(&error),
+    })?;
+    if args.output.json {
+        json::print(&report_json(&checked.problems))?;
     } else if checked.problems.is_empty() {
         let drop_ins: Vec<String> = checked.files[1..]
             .iter()
@@ -87,8 +84,4 @@ fn report_json(problems: &[ConfigProblem]) -> serde_json::Value {
         })
         .collect();
     json!({"ok": problems.is_empty(), "problems": problems})
-}
-
-fn error_json(error: &ConfigError) -> serde_json::Value {
-    json!({"error": {"code": error.code(), "message": sentence(error)}})
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::exit::Failure;
+use super::json::{self, JsonFlag};
 use super::trust_args::TrustArgs;
 use crate::beid::{AtrHint, Checksum};
 use crate::reader::pcsc::{PcscContext, ReaderStatus, SlotState};
@@ -18,9 +19,8 @@ pub struct ReadArgs {
     /// The reader to use; without it, the one reader that holds a card.
     #[arg(long)]
     reader: Option<String>,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    pub(super) output: JsonFlag,
     /// Show the full national number instead of the masked one.
     #[arg(long)]
     show_national_number: bool,
@@ -82,10 +82,8 @@ pub fn run(args: &ReadArgs) -> Result<(), Failure> {
         read_and_verify(card, &verifier, authenticate)
     })?;
     let report = report(&reader, job, args.show_national_number)?;
-    if args.json {
-        let json = serde_json::to_string_pretty(&report)
-            .map_err(|e| Failure::Other(format!("cannot write JSON: {e}")))?;
-        out!("{json}");
+    if args.output.json {
+        json::print(&report)?;
     } else {
         print_text(&report);
     }

@@ -6,15 +6,15 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::exit::Failure;
+use super::json::{self, JsonFlag};
 use super::read::hex;
 use crate::beid::AtrHint;
 use crate::reader::pcsc::{PcscContext, ReaderStatus, SlotState};
 
 #[derive(Debug, clap::Args)]
 pub struct ReadersArgs {
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    pub(super) output: JsonFlag,
     /// Wait until the reader named by --reader holds a card, or is empty.
     #[arg(long, value_enum, requires = "reader")]
     wait_for: Option<WaitFor>,
@@ -73,10 +73,8 @@ pub fn run(args: &ReadersArgs) -> Result<(), Failure> {
         _ => session.statuses()?,
     };
     let lines: Vec<ReaderLine> = statuses.iter().map(ReaderLine::from).collect();
-    if args.json {
-        let json = serde_json::to_string_pretty(&lines)
-            .map_err(|e| Failure::Other(format!("cannot write JSON: {e}")))?;
-        out!("{json}");
+    if args.output.json {
+        json::print(&lines)?;
     } else if lines.is_empty() {
         out!("no reader connected");
     } else {

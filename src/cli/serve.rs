@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::exit::{sentence, Failure};
-use super::settings::{engine_settings, load_config};
+use super::reload::{self, Reloader};
 use crate::advice::Channel;
 use crate::api::{self, AppState, Client, Clients, Scope};
 use crate::metrics::Metrics;
@@ -60,6 +60,16 @@ struct Agent {
     settings: EngineSettings,
     clients: Vec<Client>,
     listen: SocketAddr,
+    /// What came from a configuration file (none in simulation).
+    configured: Option<Configured>,
+}
+
+/// What `serve --config` keeps of its configuration to reload it.
+struct Configured {
+    path: PathBuf,
+    fixed: reload::Fixed,
+    fingerprint: String,
+    textfile: Option<crate::metrics::textfile::TextfileSettings>,
 }
 
 /// Runtime threads: enough for a counter's load on any PC, and bounded so the unit's
@@ -81,6 +91,9 @@ pub fn run(args: &ServeArgs) -> Result<(), Failure> {
 
 async fn serve(args: &ServeArgs) -> Result<(), Failure> {
     raise_descriptor_limit();
+    // At once: SIGHUP's default action would end the agent.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| Failure::Other(format!("cannot handle SIGHUP: {e}")))?;
     let state_dir = match (&args.state_dir, args.simulate) {
         (Some(dir), _) => dir.clone(),
         (None, true) => demo_state_dir()?,
@@ -116,7 +129,8 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Other(e.to_string()))?
         .port();
     let mut clients = agent.clients;
-    if args.simulate {
+    // Printed once everything runs: whoever waits for it may use the agent at once.
+    let banner = if args.simulate {
         let (token, token_file) = demo_token(&state_dir)?;
         let mut origins = vec![
             format!("http://127.0.0.1:{port}"),
@@ -138,26 +152,63 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
             ],
             origins,
         ));
-        out!("beid-agent (simulation) serving on http://127.0.0.1:{port}");
-        out!("  kiosk page:  http://127.0.0.1:{port}/kiosk/#token={token}");
-        out!(
-            "  demo token:  {} (scopes advice, identity, national-number, metrics)",
+        format!(
+            "beid-agent (simulation) serving on http://127.0.0.1:{port}\n  \
+             kiosk page:  http://127.0.0.1:{port}/kiosk/#token={token}\n  \
+             counter page: http://127.0.0.1:{port}/counter/#token={token}\n  \
+             demo token:  {} (scopes advice, identity, national-number, metrics)",
             token_file.display()
-        );
+        )
     } else {
-        out!("beid-agent serving on http://127.0.0.1:{port}");
-    }
+        format!("beid-agent serving on http://127.0.0.1:{port}")
+    };
     let metrics = Arc::new(Metrics::default());
     let engine = Engine::start(agent.backend, agent.settings, metrics.clone())
         .map_err(|e| Failure::Other(format!("cannot start the card engine: {e}")))?;
-    let state =
-        AppState::new(engine, Clients::new(clients), metrics, port).with_simulator(agent.simulator);
+    let state = AppState::new(engine.clone(), Clients::new(clients), metrics.clone(), port)
+        .with_simulator(agent.simulator);
+    let (textfile, textfile_settings) = tokio::sync::watch::channel(
+        agent
+            .configured
+            .as_ref()
+            .and_then(|configured| configured.textfile.clone()),
+    );
+    let reloader = agent.configured.map(|configured| {
+        Reloader::new(reload::Started {
+            config: &configured.path,
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            listen_from_config: listen_hint.is_none(),
+            fixed: configured.fixed,
+            fingerprint: configured.fingerprint,
+            engine,
+            clients: state.clients.clone(),
+            metrics: metrics.clone(),
+            textfile,
+            state_dir: &state_dir,
+        })
+    });
+    let rendered = state.clone();
+    let counted = metrics.clone();
+    let (first_written, textfile_out) = tokio::sync::oneshot::channel();
+    let textfile_writer = tokio::spawn(crate::metrics::textfile::keep_written(
+        textfile_settings,
+        move || rendered.metrics_text(),
+        move || counted.textfile_write_failed(),
+        first_written,
+    ));
+    // Ready with the metrics out (a disk that hangs delays it, within a bound).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), textfile_out).await;
+    let serving = format!("serving on 127.0.0.1:{port}");
+    let reload_loop = tokio::spawn(reload::on_hangup(hangups, reloader, serving.clone()));
+    out!("{banner}");
     tracing::info!(port, "ready");
-    super::systemd::ready(&format!("serving on 127.0.0.1:{port}"));
+    super::systemd::ready(&serving);
     super::systemd::spawn_watchdog();
     let seal_timer = tokio::spawn(seal_each_epoch(audit.clone()));
     let served = api::serve(listener, state, shutdown_signal()).await;
     seal_timer.abort();
+    reload_loop.abort();
+    textfile_writer.abort();
     close_audit(audit).await;
     served.map_err(|e| Failure::Other(format!("the API stopped: {e}")))
 }
@@ -205,23 +256,24 @@ fn simulated(args: &ServeArgs, state_dir: &Path) -> Result<Agent, Failure> {
         settings,
         clients: Vec::new(),
         listen: SocketAddr::from(([127, 0, 0, 1], 8099)),
+        configured: None,
     })
 }
 
 fn configured(args: &ServeArgs) -> Result<Agent, Failure> {
-    let config = load_config(args.config.as_deref())?;
-    let store = config
-        .trust_store()
-        .map_err(|e| Failure::Other(sentence(&e)))?;
+    let (path, built) = reload::initial(args.config.as_deref())?;
     Ok(Agent {
         backend: Arc::new(PcscBackend::default()),
         simulator: None,
-        settings: engine_settings(&config, store)?,
-        clients: config
-            .api
-            .clients()
-            .map_err(|e| Failure::Other(sentence(&e)))?,
-        listen: config.api.listen,
+        settings: built.settings,
+        clients: built.clients,
+        listen: built.fixed.listen,
+        configured: Some(Configured {
+            path,
+            fixed: built.fixed,
+            fingerprint: built.fingerprint,
+            textfile: built.textfile,
+        }),
     })
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::exit::{sentence, Failure};
 use crate::advice::{self, Channel};
 use crate::config::Config;
-use crate::session::{CardPolicy, EngineSettings, Verifier};
+use crate::session::{CardPolicy, EngineSettings, KioskSettings, Verifier};
 use crate::trust::TrustStore;
 
 /// Where the service's configuration lives unless `--config` says otherwise.
@@ -48,6 +48,9 @@ pub fn engine_settings(config: &Config, store: TrustStore) -> Result<EngineSetti
         counter: crate::session::CounterCatalogue {
             deviation_reasons: config.deviation_reasons().to_vec(),
             reason_codes: config.reason_codes().clone(),
+        },
+        kiosk: KioskSettings {
+            speech_output: config.speech_output(),
         },
     })
 }

@@ -1,4 +1,4 @@
-//! Readiness and watchdog for systemd (`Type=notify`, `WatchdogSec=` in
+//! Readiness, reloads and watchdog for systemd (`Type=notify-reload`, `WatchdogSec=` in
 //! `systemd/beid-agent.service`). Outside systemd (`$NOTIFY_SOCKET` unset) every call does
 //! nothing, so `serve` behaves the same by hand.
 //!
@@ -13,6 +13,28 @@ use sd_notify::NotifyState;
 
 /// Tell systemd the agent is ready, with a status line for `systemctl status`.
 pub fn ready(status: &str) {
+    notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// Tell systemd a reload begins: `RELOADING=1` with `MONOTONIC_USEC=`, which systemd
+/// (`Type=notify-reload`, v253 and later) compares with the time it sent SIGHUP, so that it
+/// waits for the `READY=1` of this reload and not of an earlier one.
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => notify(&[
+            NotifyState::Reloading,
+            now,
+            NotifyState::Status("reloading the configuration"),
+        ]),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the monotonic clock for systemd");
+            notify(&[NotifyState::Reloading]);
+        }
+    }
+}
+
+/// Tell systemd the reload is over (applied or refused: the agent serves either way).
+pub fn reloaded(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::exit::{sentence, Failure};
+use super::json::{self, JsonFlag};
 use super::trust_args::TrustArgs;
 use crate::beid::Identity;
 use crate::session::{assess, AuthenticityReport, Evidence};
@@ -15,17 +16,17 @@ pub struct VerifyDumpArgs {
     dir: PathBuf,
     #[command(flatten)]
     trust: TrustArgs,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    pub(super) output: JsonFlag,
 }
 
 pub fn run(args: &VerifyDumpArgs) -> Result<(), Failure> {
     let store = args.trust.store()?;
-    let dump = CardDump::load(&args.dir).map_err(|e| Failure::Other(sentence(&e)))?;
+    let dump = CardDump::load(&args.dir).map_err(|e| unreadable(sentence(&e)))?;
     let file = |fid: u16| dump.files.get(&fid).map(|f| f.as_slice());
     let identity_file = file(0x4031).unwrap_or_default();
-    let identity = Identity::parse(identity_file).map_err(|e| Failure::Other(sentence(&e)))?;
+    let identity = Identity::parse(identity_file)
+        .map_err(|e| unreadable(format!("{}: {}", args.dir.display(), sentence(&e))))?;
     let evidence = Evidence {
         identity_file,
         signature_file: file(0x4032),
@@ -35,10 +36,8 @@ pub fn run(args: &VerifyDumpArgs) -> Result<(), Failure> {
         photo: file(0x4035),
     };
     let (report, _) = assess(&store, &identity, &evidence, None);
-    if args.json {
-        let json = serde_json::to_string_pretty(&report)
-            .map_err(|e| Failure::Other(format!("cannot write JSON: {e}")))?;
-        out!("{json}");
+    if args.output.json {
+        json::print(&report)?;
     } else {
         print_text(&report);
     }
@@ -46,6 +45,16 @@ pub fn run(args: &VerifyDumpArgs) -> Result<(), Failure> {
         Ok(())
     } else {
         Err(Failure::NotAuthentic)
+    }
+}
+
+/// A dump that cannot be judged at all (a folder that is not a dump, an identity file that
+/// is no Belgian eID's, e.g. a foreign card's 13-character national number): no report,
+/// exit 1 with the code `dump_unreadable`. The message never holds the file's values.
+fn unreadable(message: String) -> Failure {
+    Failure::Coded {
+        code: "dump_unreadable",
+        message,
     }
 }
 

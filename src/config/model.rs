@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::advice::{Channel, Labels, UseCase};
 use crate::session::CounterCatalogue;
@@ -210,18 +210,7 @@ pub struct ApiClientConfig {
     pub origins: Vec<String>,
 }
 
-/// Where the kiosk speaks the outcome for blind and low-vision citizens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SpeechOutput {
-    /// Only into the headset the citizen plugs in: nobody else hears the outcome.
-    #[default]
-    Headset,
-    /// Through the kiosk's speaker, for everyone around to hear.
-    Speaker,
-    /// Never spoken.
-    None,
-}
+pub use crate::session::SpeechOutput;
 
 /// `[kiosk]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -1,8 +1,8 @@
 //! The PC/SC backend: readers and cards through pcscd (the only module naming `pcsc::`).
 //!
-//! libpcsclite trap (DESIGN.md "Threads"): while one thread waits in `get_status_change`
-//! on a context, any other call on that context blocks. So a [`PcscContext`] owns its own
-//! context; the watcher ([`super::watcher`]) owns another.
+//! libpcsclite trap (`docs/design.md`, "Threads"): while one thread waits in
+//! `get_status_change` on a context, any other call on that context blocks. So a
+//! [`PcscContext`] owns its own context; the watcher ([`super::watcher`]) owns another.
 
 use std::ffi::CString;
 use std::time::Duration;
@@ -355,7 +355,7 @@ impl CardConnection for PcscCard {
 }
 
 /// Real readers through pcscd: the watcher thread owns one context, and each connection
-/// its own (DESIGN.md "Threads").
+/// its own (`docs/design.md`, "Threads").
 #[derive(Default)]
 pub struct PcscBackend {
     watcher: std::sync::Mutex<Option<Watcher>>,

@@ -3,7 +3,7 @@
 //! pcscd stopping and returning (it establishes a new context with back-off).
 //!
 //! Other threads may only stop it (which cancels the wait): any other call on the
-//! watcher's context would block behind the wait (DESIGN.md "Threads").
+//! watcher's context would block behind the wait (`docs/design.md`, "Threads").
 
 use std::collections::BTreeMap;
 use std::ffi::CString;

@@ -8,7 +8,7 @@
 //! delays another.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -49,6 +49,8 @@ pub struct EngineSettings {
     pub audit: Option<Arc<crate::audit::AuditLog>>,
     /// Deviation reasons and the clerk's labels for reason codes.
     pub counter: CounterCatalogue,
+    /// What the kiosk page needs (`[kiosk]`).
+    pub kiosk: super::KioskSettings,
 }
 
 /// Why the simulated settings could not be built.
@@ -81,6 +83,7 @@ impl EngineSettings {
             auto_advice: Vec::new(),
             audit: None,
             counter: CounterCatalogue::default(),
+            kiosk: super::KioskSettings::default(),
         })
     }
 }
@@ -256,7 +259,10 @@ pub struct Engine {
 }
 
 struct Inner {
-    settings: EngineSettings,
+    /// Replaced whole by [`Engine::reload`]. Each piece of work takes the settings current
+    /// when it starts and keeps them to its end: a question asked before a reload is
+    /// answered by the service it was sent to.
+    settings: RwLock<Arc<EngineSettings>>,
     backend: Arc<dyn CardBackend>,
     state: Mutex<State>,
     events: broadcast::Sender<Arc<Published>>,
@@ -280,7 +286,7 @@ impl Engine {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let engine = Self {
             inner: Arc::new(Inner {
-                settings,
+                settings: RwLock::new(Arc::new(settings)),
                 backend: backend.clone(),
                 state: Mutex::new(State::default()),
                 events,
@@ -315,8 +321,27 @@ impl Engine {
         self.inner.events.subscribe()
     }
 
-    pub fn settings(&self) -> &EngineSettings {
-        &self.inner.settings
+    /// The settings in force now.
+    pub fn settings(&self) -> Arc<EngineSettings> {
+        self.inner
+            .settings
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts new settings in force (a reload of the configuration) without touching what
+    /// runs: card sessions, their reads and advice, and event subscribers carry on. Work
+    /// started from now on uses `settings`. The audit log stays the one the engine started
+    /// with: a reload never moves the audit trail.
+    pub fn reload(&self, mut settings: EngineSettings) {
+        let mut current = self
+            .inner
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        settings.audit = current.audit.clone();
+        *current = Arc::new(settings);
     }
 
     pub fn pcscd_up(&self) -> bool {
@@ -325,6 +350,32 @@ impl Engine {
 
     pub fn readers(&self) -> Vec<ReaderView> {
         readers_of(&self.lock())
+    }
+
+    /// What the metrics report as true now: pcscd, readers, cards, the upstream's circuit
+    /// and certificates, who this device is.
+    pub fn gauges(&self) -> crate::metrics::Gauges {
+        let (pcscd_up, readers, cards) = {
+            let state = self.lock();
+            let cards = state
+                .readers
+                .iter()
+                .filter(|(name, session)| {
+                    session.is_some() || state.reader_errors.contains_key(*name)
+                })
+                .count();
+            (state.pcscd_up, state.readers.len(), cards)
+        };
+        let settings = self.settings();
+        crate::metrics::Gauges {
+            device_id: settings.device_id.clone(),
+            channel: settings.channel,
+            pcscd_up,
+            readers,
+            cards,
+            upstream: settings.advice.status(),
+            certificates: settings.advice.certificate_expiry(),
+        }
     }
 
     /// Everything at once, consistent with the event ids: subscribe first, then take the
@@ -359,9 +410,8 @@ impl Engine {
     /// use case, and gives up as soon as the card leaves.
     pub async fn advise(&self, id: Uuid, use_case: &str) -> Result<Decided, EngineError> {
         let session = self.session(id)?;
-        let use_case = self
-            .inner
-            .settings
+        let settings = self.settings();
+        let use_case = settings
             .catalogue
             .get(use_case)
             .cloned()
@@ -381,7 +431,6 @@ impl Engine {
             .entry(use_case.id().to_owned())
             .or_default()
             .clone();
-        let settings = &self.inner.settings;
         let asked_here = std::sync::atomic::AtomicBool::new(false);
         let ask = cell.get_or_init(|| {
             asked_here.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -398,6 +447,9 @@ impl Engine {
                 self.inner
                     .metrics
                     .advice(advice.decision(), advice.latency());
+                if let Some(reason) = advice.reason() {
+                    self.inner.metrics.unknown(reason);
+                }
                 tracing::info!(
                     session = %session.id,
                     reader = %reader_id(&session.reader),
@@ -456,7 +508,8 @@ impl Engine {
         input: OutcomeInput,
     ) -> Result<Recorded, EngineError> {
         let session = self.session(id)?;
-        if self.inner.settings.catalogue.get(&input.use_case).is_none() {
+        let settings = self.settings();
+        if settings.catalogue.get(&input.use_case).is_none() {
             return Err(EngineError::UnknownUseCase);
         }
         let decided = lock(&session.advice)
@@ -464,7 +517,7 @@ impl Engine {
             .and_then(|cell| cell.get().cloned())
             .ok_or(EngineError::AdviceNotAsked)?;
         let advice = decided.advice.decision();
-        outcome::check(&input, advice, &self.inner.settings.counter)?;
+        outcome::check(&input, advice, &settings.counter)?;
         let recorded = Recorded {
             use_case: input.use_case,
             advice,
@@ -518,12 +571,9 @@ impl Engine {
             let engine = self.clone();
             // Not tied to the session: the card may leave before the rule service answers.
             tokio::spawn(async move {
-                let delivery = engine
-                    .inner
-                    .settings
-                    .advice
-                    .send_outcome(request_id, &feedback)
-                    .await;
+                // The service in force now: after a certificate renewal, the new one.
+                let service = engine.settings().advice.clone();
+                let delivery = service.send_outcome(request_id, &feedback).await;
                 engine.inner.metrics.outcome_delivery(delivery);
             });
         } else {
@@ -545,7 +595,7 @@ impl Engine {
             + Send
             + 'static,
     ) {
-        let Some(log) = self.inner.settings.audit.clone() else {
+        let Some(log) = self.settings().audit.clone() else {
             return;
         };
         let outcome = tokio::task::spawn_blocking(move || write(&log)).await;
@@ -582,7 +632,12 @@ impl Engine {
 
     fn on_reader_event(&self, event: ReaderEvent) {
         match event {
-            ReaderEvent::ServiceUp => self.lock().pcscd_up = true,
+            ReaderEvent::ServiceUp => {
+                let was_down = !std::mem::replace(&mut self.lock().pcscd_up, true);
+                if was_down {
+                    self.emit(EngineEvent::PcscdUp);
+                }
+            }
             ReaderEvent::ServiceDown => {
                 self.lock().pcscd_up = false;
                 self.emit(EngineEvent::ReaderError {
@@ -654,11 +709,10 @@ impl Engine {
     async fn read(&self, session: Arc<Session>) {
         let engine = self.clone();
         let reader = session.reader.clone();
-        let authenticate = self.inner.settings.authenticate_chip;
+        let settings = self.settings();
         let outcome = tokio::task::spawn_blocking(move || {
-            let worker = engine.clone();
             on_card(&engine.inner.backend, &reader, READ_DEADLINE, move |card| {
-                read_and_verify(card, &worker.inner.settings.verifier, authenticate)
+                read_and_verify(card, &settings.verifier, settings.authenticate_chip)
             })
         })
         .await;
@@ -731,7 +785,7 @@ impl Engine {
             (None, None) => return,
         });
         if ready.is_some() {
-            for use_case in self.inner.settings.auto_advice.clone() {
+            for use_case in self.settings().auto_advice.clone() {
                 let engine = self.clone();
                 let id = session.id;
                 let task = tokio::spawn(async move {

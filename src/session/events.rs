@@ -55,6 +55,9 @@ pub enum EngineEvent {
         session: Uuid,
         code: CardFault,
     },
+    /// pcscd answers again after it was down (and once at start): a page that showed
+    /// `pcscd_down` clears it even when no reader comes back with it.
+    PcscdUp,
     /// A reader (or pcscd, without a reader) cannot be used.
     ReaderError {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,6 +79,7 @@ impl EngineEvent {
             Self::Outcome { .. } => "outcome",
             Self::CardRemoved { .. } => "card-removed",
             Self::CardError { .. } => "card-error",
+            Self::PcscdUp => "pcscd-up",
             Self::ReaderError { .. } => "reader-error",
         }
     }
@@ -156,7 +160,12 @@ mod tests {
             serde_json::to_value(&down).unwrap(),
             serde_json::json!({"type": "reader-error", "code": "pcscd_down"})
         );
-        for event in [advice, error, down] {
+        let up = EngineEvent::PcscdUp;
+        assert_eq!(
+            serde_json::to_value(&up).unwrap(),
+            serde_json::json!({"type": "pcscd-up"})
+        );
+        for event in [advice, error, down, up] {
             assert_eq!(
                 serde_json::to_value(&event).unwrap()["type"],
                 serde_json::json!(event.name())

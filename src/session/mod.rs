@@ -1,6 +1,6 @@
 //! session: reader events → card read → verification → advice.
 //!
-//! No HTTP here. Card I/O runs on its own thread with its own PC/SC context (DESIGN.md
+//! No HTTP here. Card I/O runs on its own thread with its own PC/SC context (`docs/design.md`,
 //! "Threads"), and every wait on a card is bounded: a card that stops answering must not
 //! freeze the caller.
 
@@ -9,6 +9,7 @@ mod decide;
 mod engine;
 mod events;
 mod ids;
+mod kiosk;
 mod outcome;
 mod read;
 
@@ -22,5 +23,6 @@ pub use engine::{
     ReaderView, Session, SimulationError, Snapshot,
 };
 pub use events::{EngineEvent, Published};
+pub use kiosk::{KioskSettings, SpeechOutput};
 pub use outcome::{CounterCatalogue, DeviationReason, OutcomeInput, Recorded, MAX_NOTE_CHARS};
 pub use read::{on_card, read_and_verify, CardRead};

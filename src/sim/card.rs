@@ -1,4 +1,4 @@
-//! The simulated card's APDU semantics (PROTOCOL.md §2): SELECT by file id, by path (with
+//! The simulated card's APDU semantics (`docs/card-protocol.md` §2–§9, §14): SELECT by file id, by path (with
 //! or without 3F00, ending at a DF or an EF) and by AID; READ BINARY with `6Cxx` on a wrong
 //! Le and `6B00` past the end; GET CARD DATA; GET RESPONSE after `61xx`; INTERNAL
 //! AUTHENTICATE with the basic key on applet 1.8, limited to 5000 uses as on real cards.

@@ -1,7 +1,7 @@
 //! sim: a simulated Belgian eID card for tests, demos and benchmarks.
 //!
 //! It loads a card from a dump folder (files named by file id, as in
-//! `../shared/beid/specimen`) and answers APDUs as a real Belpic card does, strictly: what a
+//! `fixtures/cards/`) and answers APDUs as a real Belpic card does, strictly: what a
 //! real card refuses, it refuses. It can inject faults (removal, silence, a reader's
 //! mid-file end-of-file glitch, chosen status words) and model T=0 wire time. It is served
 //! in-process ([`SimTransport`]) or to pcscd through vsmartcard's vpcd socket ([`vpcd`]).

@@ -9,7 +9,7 @@
 //! Card dumps usually hold only the identity files and the certificates, so without
 //! these files an independent reader cannot see the simulated card as a Belgian eID.
 //!
-//! Layout follows real cards (PROTOCOL.md §1: EF(DIR) and TokenInfo bytes; the ODF form
+//! Layout follows real cards (`docs/card-protocol.md` §4: EF(DIR) and TokenInfo bytes; the ODF form
 //! `A4 0A 30 08 04 06 <path>` is the one real cards use). Only the ODF entry for the CDF
 //! is written: AODF (PIN) and PrKDF (keys) are not needed to list or read certificates,
 //! and the simulator signs nothing.
@@ -39,7 +39,7 @@ pub const FID_TOKEN_INFO: u16 = 0x5032;
 pub const FID_CDF: u16 = 0x5037;
 
 /// Last 4 TokenInfo bytes (tag 9E): graphical perso version, electrical perso version,
-/// electrical perso interface version, RFU. Value from PROTOCOL.md §1's example; only
+/// electrical perso interface version, RFU. Value of the cards seen (`docs/card-protocol.md` §4); only
 /// used when the caller has no real ones.
 pub const DEFAULT_PERSO_VERSIONS: [u8; 4] = [0x04, 0x02, 0x00, 0x00];
 
@@ -58,7 +58,7 @@ pub struct CertificateEntry {
     pub authority: bool,
 }
 
-/// The certificate files of a Belgian eID card (PROTOCOL.md §1). Whether real cards also
+/// The certificate files of a Belgian eID card (`docs/card-protocol.md` §4). Whether real cards also
 /// list the RRN certificate (503C) in their CDF is not confirmed; the middleware reads
 /// 503C by path. Listing it does no harm to OpenSC and lets it read that file too.
 pub const BELPIC_CERTIFICATES: [CertificateEntry; 5] = [

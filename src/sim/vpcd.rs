@@ -7,7 +7,7 @@
 //!
 //! vpcd writes length and payload separately; without `TCP_NODELAY`, `TCP_QUICKACK`
 //! re-armed after every read and one write per frame on our side, every APDU stalls
-//! 40 ms on delayed ACKs (`../shared/reference/pcsc-testing.md`).
+//! 40 ms on delayed ACKs (`docs/card-protocol.md` §16).
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};

@@ -78,7 +78,7 @@ mod tests {
         let model = WireTime::from_atr(&atr);
         // 372/4 = 93 clocks per etu; 12 etu per byte at 4 MHz = 279 µs per byte.
         assert_eq!(model.for_bytes(1), Duration::from_micros(279));
-        // PROTOCOL.md §8: ~0.4 s for 1.5 KB.
+        // docs/card-protocol.md §15: ~0.4 s for 1.5 KB.
         let t = model.for_bytes(1500).as_secs_f64();
         assert!((0.40..0.43).contains(&t), "{t}");
     }

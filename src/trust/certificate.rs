@@ -75,7 +75,7 @@ fn check_outer_encoding(der: &[u8], tbs: &[u8]) -> Result<(), TrustError> {
 
 /// `true` when `cert` carries a valid signature by `issuer_key`.
 ///
-/// Certificate signature algorithms (PROTOCOL.md §5.2): Root CA/CA2/CA3 sha1WithRSA, CA4
+/// Certificate signature algorithms (`docs/card-protocol.md` §13): Root CA/CA2/CA3 sha1WithRSA, CA4
 /// sha256WithRSA (RSA ≥ 2048 bits), CA6 ecdsa-with-SHA384. An algorithm outside those is an error;
 /// an algorithm that does not fit the key's kind simply does not verify.
 pub(crate) fn is_signed_by(

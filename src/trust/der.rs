@@ -4,10 +4,10 @@ use super::error::TrustError;
 
 /// The DER SEQUENCE at the start of a card file, without the card's zero padding.
 ///
-/// Card fact (PROTOCOL.md §1, README "Certificate files read from a card keep the card's trailing
-/// zero padding"): certificate files are `DER ‖ 00…` (50, 1100 or 1300 zero bytes, or none), so
-/// the file is cut at `header + length`: `4 + (b[2] << 8 | b[3])` for `30 82`, `3 + b[2]` for
-/// `30 81`, `2 + b[1]` for short lengths.
+/// Card fact (`docs/card-protocol.md` §4): certificate files are `DER ‖ 00…` (50, 1100 or
+/// 1300 zero bytes, or none), so the file is cut at `header + length`:
+/// `4 + (b[2] << 8 | b[3])` for `30 82`, `3 + b[2]` for `30 81`, `2 + b[1]` for short
+/// lengths.
 pub(crate) fn cut_der_sequence(file: &[u8]) -> Result<&[u8], TrustError> {
     let (header, content) = match file {
         [0x30, len @ 0x00..=0x7f, ..] => (2, usize::from(*len)),

@@ -21,7 +21,7 @@ pub enum TrustError {
         source: Option<X509Error>,
     },
 
-    /// The certificate is signed with an algorithm outside PROTOCOL.md §5.2.
+    /// The certificate is signed with an algorithm outside `docs/card-protocol.md` §13.
     #[error("unsupported certificate signature algorithm {oid}")]
     UnsupportedAlgorithm { oid: String },
 

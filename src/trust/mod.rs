@@ -7,7 +7,7 @@
 //! Never logs or `Debug`-prints identity contents: only lengths, algorithms, root names and key
 //! fingerprints. No panics on any input.
 //!
-//! Typical flow for one card (PROTOCOL.md §5):
+//! Typical flow for one card (`docs/card-protocol.md` §12–§14):
 //! 1. try [`RrnKeyCache::find_identity_signer`] on 4031 + 4032;
 //! 2. otherwise read 503C, [`verify_rrn_certificate`] at the card's validity begin,
 //!    [`verify_identity_signature`], and [`RrnKeyCache::insert`] the certificate when trusted;

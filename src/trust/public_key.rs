@@ -17,7 +17,7 @@ use super::error::TrustError;
 
 /// Length of an uncompressed P-384 point `04 ‖ X ‖ Y`.
 const P384_POINT_LEN: usize = 97;
-/// ring accepts RSA moduli of 1024..=8192 bits (PROTOCOL.md §5.2: RRN keys are 1024 or 2048).
+/// ring accepts RSA moduli of 1024..=8192 bits (`docs/card-protocol.md` §12: RRN keys are 1024 or 2048).
 const RSA_MIN_MODULUS_LEN: usize = 1024 / 8;
 const RSA_MAX_MODULUS_LEN: usize = 8192 / 8;
 

@@ -9,7 +9,7 @@ use super::certificate;
 use super::error::TrustError;
 use super::public_key::RrnKey;
 
-/// The production Belgian roots, byte for byte as published (see `roots/` and beid/README.md).
+/// The production Belgian roots, byte for byte as published (`roots/`; `docs/card-protocol.md` §13).
 /// Re-issued roots (CA2 2011, CA4 2032) share the key of the original: they merge into one anchor.
 const PRODUCTION_ROOTS: [(&str, &[u8]); 7] = [
     (

@@ -106,7 +106,7 @@ impl fmt::Debug for RrnCertificate {
 /// Checks the RRN certificate file (503C) against `store`, judged at `at`.
 ///
 /// `at` is the card's validity begin (identity tag 0x03), not today: RRN certificates expire
-/// while the cards they signed stay valid (PROTOCOL.md §5.3).
+/// while the cards they signed stay valid (`docs/card-protocol.md` §13).
 ///
 /// Steps: cut the file at its DER length; parse; require an end-entity certificate allowed to
 /// sign (no CA, key usage digitalSignature or nonRepudiation when present); find the anchors

@@ -48,7 +48,7 @@ pub fn verify_identity_signature(
 }
 
 /// Verifies 4034 over (4033 without its trailing zero bytes) ‖ (the whole 4032 file, padding
-/// included), as the RRN signs it (PROTOCOL.md §5.1, verified on the specimen cards).
+/// included), as the RRN signs it (`docs/card-protocol.md` §12, verified on the specimen cards).
 pub fn verify_address_signature(
     key: &RrnKey,
     address_file: &[u8],

@@ -11,11 +11,80 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::upstream::Pki;
+use super::upstream::{Pki, Reply, Upstream};
 use super::Pcscd;
 
 /// A token as `openssl rand -hex 32` makes them (the agent refuses weak ones).
 pub const TOKEN: &str = "5c1e9a0f7b3d2e8c4a6f1b9d0e7c3a5f8b2d4e6a1c9f0b7e3d5a2c8f6e4b1d09";
+/// The token of the `prometheus` client (scope `metrics`) of [`metrics_client`].
+pub const METRICS_TOKEN: &str = "3d8a1f6c9e2b5d0a7f4c1e8b3a6d9f2c5e0b7a4d1f8c3e6b9a2d5f0c7e4b1a8d";
+
+/// Configuration for a `prometheus` client that may scrape `/metrics`, its token written
+/// into `dir`: append it to [`ServedAgent::start`]'s `extra`.
+pub fn metrics_client(dir: &std::path::Path) -> String {
+    let token = dir.join("metrics-token");
+    super::write_secret(&token, METRICS_TOKEN);
+    format!(
+        "[[api.clients]]\nname = \"prometheus\"\ntoken_file = \"{}\"\nscopes = [\"metrics\"]\n\n",
+        token.display()
+    )
+}
+
+/// The value of the sample on the line that starts with `name` (labels included) and a
+/// space, in Prometheus text.
+pub fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' '))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+/// The status `GET {base}{path}` gets with `token`.
+pub async fn status(base: &str, path: &str, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A whole counter: the mTLS test upstream (answering `eligible`), a test pcscd with the
+/// vpcd reader, and the agent served on them, with the `prometheus` client of
+/// [`metrics_client`] beside the counter's. Fields drop in order: the agent first.
+pub struct Counter {
+    pub agent: ServedAgent,
+    pub pcscd: Pcscd,
+    pub upstream: Upstream,
+    pub pki: Pki,
+    /// A folder for the test's own files (the metrics token, a textfile folder).
+    pub files: tempfile::TempDir,
+}
+
+impl Counter {
+    /// `extra(files)` returns configuration to append; it may write into `files` first.
+    pub async fn start(extra: impl FnOnce(&std::path::Path) -> String) -> Self {
+        super::upstream::install_crypto();
+        let pki = Pki::new();
+        let upstream = Upstream::start(&pki, Reply::Decide("eligible")).await;
+        let pcscd = Pcscd::start();
+        let files = tempfile::tempdir().unwrap();
+        let config = format!("{}{}", metrics_client(files.path()), extra(files.path()));
+        let agent = ServedAgent::start(&pcscd, &upstream.url, &pki, &config);
+        Self {
+            agent,
+            pcscd,
+            upstream,
+            pki,
+            files,
+        }
+    }
+}
 
 /// How to start the agent: another binary (the same command of an older build, for a
 /// comparison), a limit on open files (systemd's default soft limit is 1024).
@@ -86,12 +155,14 @@ impl ServedAgent {
         more_roots: &[&str],
         extra: &str,
     ) -> Self {
-        Self::start_launched(
+        Self::start_with(
             pcscd,
             upstream_url,
             pki,
             more_roots,
+            super::free_port(),
             extra,
+            None,
             &Launch::default(),
         )
     }
@@ -105,14 +176,80 @@ impl ServedAgent {
         extra: &str,
         launch: &Launch,
     ) -> Self {
+        let port = super::free_port();
+        Self::start_with(
+            pcscd,
+            upstream_url,
+            pki,
+            more_roots,
+            port,
+            extra,
+            None,
+            launch,
+        )
+    }
+
+    /// As [`ServedAgent::start_trusting`], listening on `port`: a client's `origins` can then
+    /// name the agent's own origin, as the agent's own pages need.
+    pub fn start_on(
+        pcscd: &Pcscd,
+        upstream_url: &str,
+        pki: &Pki,
+        more_roots: &[&str],
+        port: u16,
+        extra: &str,
+    ) -> Self {
+        Self::start_with(
+            pcscd,
+            upstream_url,
+            pki,
+            more_roots,
+            port,
+            extra,
+            None,
+            &Launch::default(),
+        )
+    }
+
+    /// As [`ServedAgent::start`], as a kiosk: a `config.d/` drop-in sets the device's
+    /// channel, as a city's configuration management would.
+    pub fn start_kiosk(pcscd: &Pcscd, upstream_url: &str, pki: &Pki, extra: &str) -> Self {
+        let drop_in = "[device]\nchannel = \"kiosk\"\n";
+        let port = super::free_port();
+        Self::start_with(
+            pcscd,
+            upstream_url,
+            pki,
+            &[],
+            port,
+            extra,
+            Some(drop_in),
+            &Launch::default(),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_with(
+        pcscd: &Pcscd,
+        upstream_url: &str,
+        pki: &Pki,
+        more_roots: &[&str],
+        port: u16,
+        extra: &str,
+        drop_in: Option<&str>,
+        launch: &Launch,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        if let Some(drop_in) = drop_in {
+            std::fs::create_dir(dir.path().join("config.d")).unwrap();
+            std::fs::write(dir.path().join("config.d/50-device.toml"), drop_in).unwrap();
+        }
         let roots = super::fixtures().join("test-pki");
         let more_roots: String = more_roots
             .iter()
             .map(|name| format!(", \"{}\"", roots.join(name).display()))
             .collect();
         super::write_secret(&dir.path().join("token"), TOKEN);
-        let port = super::free_port();
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,
@@ -130,6 +267,16 @@ impl ServedAgent {
             ),
         )
         .unwrap();
+        Self::serve_launched(pcscd, dir, port, launch)
+    }
+
+    /// Serves `dir/config.toml` (which listens on `port`) on `pcscd`, state in `dir/state`.
+    pub fn serve(pcscd: &Pcscd, dir: tempfile::TempDir, port: u16) -> Self {
+        Self::serve_launched(pcscd, dir, port, &Launch::default())
+    }
+
+    /// As [`ServedAgent::serve`], started as `launch` says.
+    fn serve_launched(pcscd: &Pcscd, dir: tempfile::TempDir, port: u16, launch: &Launch) -> Self {
         // Trace level, JSON: what the agent logs is checked for personal data.
         let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
         let mut child = launch
@@ -140,7 +287,7 @@ impl ServedAgent {
                 &["-vv", "--log-format", "json"][..]
             })
             .args(["serve", "--config"])
-            .arg(&config)
+            .arg(dir.path().join("config.toml"))
             .arg("--state-dir")
             .arg(dir.path().join("state"))
             .stdout(Stdio::piped())
@@ -169,6 +316,35 @@ impl ServedAgent {
         self.child.id()
     }
 
+    /// Whether the agent's process still runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGHUP (what `systemctl reload` sends): the agent reloads its configuration.
+    pub fn hangup(&self) {
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -HUP {}", self.pid());
+    }
+
+    /// The configuration file the agent was started with (`config.d/` beside it).
+    pub fn config(&self) -> std::path::PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    /// Its state directory.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
     /// Stops the agent and returns its whole log.
     pub fn stop(&mut self) -> String {
         let _ = self.child.kill();
@@ -178,12 +354,24 @@ impl ServedAgent {
 
     /// GET with the counter's token.
     pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_as(path, TOKEN).await
+    }
+
+    /// GET with this token.
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
+            .bearer_auth(token)
             .send()
             .await
             .unwrap()
+    }
+
+    /// `GET /metrics` as the [`metrics_client`] scrapes it.
+    pub async fn metrics(&self) -> String {
+        let response = self.get_as("/metrics", METRICS_TOKEN).await;
+        assert_eq!(response.status(), 200, "GET /metrics");
+        response.text().await.unwrap()
     }
 
     /// A subscription to the event stream (ticket, then SSE).

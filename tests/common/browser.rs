@@ -460,7 +460,9 @@ impl Browser {
         }
     }
 
-    async fn command(
+    /// One WebDriver command on this session (`path` after `/session/ID`), for what the
+    /// methods here do not cover (`tests/common/kiosk.rs`: key presses, axe-core).
+    pub async fn command(
         &self,
         method: reqwest::Method,
         path: &str,

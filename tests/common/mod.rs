@@ -12,6 +12,8 @@
 
 pub mod agent;
 pub mod browser;
+pub mod counter_page;
+pub mod kiosk;
 pub mod load;
 pub mod nspawn;
 pub mod package;
@@ -130,6 +132,21 @@ pub fn fixture_cards() -> Vec<String> {
 pub fn expected(card: &str) -> serde_json::Value {
     let path = fixtures().join("expected").join(format!("{card}.json"));
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// The named check of a `diagnose --json` report.
+pub fn report_check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name:?} in {report:#}"))
+}
+
+/// `target/`, where the binary under test was built (`target/debug/beid-agent`).
+pub fn target_dir() -> PathBuf {
+    Path::new(AGENT).ancestors().nth(2).unwrap().to_owned()
 }
 
 /// A pcscd instance of our own.
@@ -317,9 +334,10 @@ impl SimulatedCard {
 
     /// Waits for the card process to end by itself (its removal fault fired).
     pub fn wait_gone(mut self) -> String {
-        let _ = wait_until(COMMAND_LIMIT, || {
+        wait_until(COMMAND_LIMIT, || {
             matches!(self.child.try_wait(), Ok(Some(_)))
-        });
+        })
+        .unwrap_or_else(|| panic!("the card did not leave within {COMMAND_LIMIT:?}"));
         self.stop();
         let mut stderr = String::new();
         if let Some(mut pipe) = self.child.stderr.take() {
@@ -415,7 +433,8 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Optio
     condition().then_some(())
 }
 
-fn is_root() -> bool {
+/// Whether the tests run as root (else pcscd and the namespaces need a user namespace).
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

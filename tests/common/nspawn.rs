@@ -29,6 +29,39 @@ const SHUTDOWN_LIMIT: Duration = Duration::from_secs(60);
 /// The whole debootstrap run (40-70 s with a near mirror).
 const DEBOOTSTRAP_LIMIT: Duration = Duration::from_secs(15 * 60);
 
+/// The booted Debian 13 of tests/debian13.rs: systemd with logind (polkitd depends on it),
+/// polkit-gated pcscd, the vpcd driver; the agent's own `Depends` are added from the
+/// package. Its root is cached in `target/debian13-root`, which other checkouts of the tree
+/// may share: change this list only together with that test.
+pub const DEBIAN13_SYSTEM: [&str; 10] = [
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "libpam-systemd",
+    "pcscd",
+    "polkitd",
+    "libpcsclite1",
+    "vsmartcard-vpcd",
+    "curl",
+    "ca-certificates",
+];
+
+/// Prepares a copy of a root for a counter: its pcscd gets a vpcd reader on a port pair of
+/// its own (the host network is shared, and other tests' pcscd use Debian's fixed 35963),
+/// and `debs` are put in `/root/packages`.
+pub fn stage_counter(root: &Path, vpcd: u16, debs: &[&Path]) {
+    std::fs::write(
+        root.join("etc/reader.conf.d/vpcd"),
+        super::vpcd_reader_conf(vpcd),
+    )
+    .unwrap();
+    let packages = root.join("root/packages");
+    std::fs::create_dir_all(&packages).unwrap();
+    for deb in debs {
+        std::fs::copy(deb, packages.join(deb.file_name().unwrap())).unwrap();
+    }
+}
+
 /// A Debian root: which release, which packages on top of `minbase`.
 pub struct RootRecipe<'a> {
     pub suite: &'a str,

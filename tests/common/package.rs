@@ -65,6 +65,7 @@ pub fn build_package(out: &Path, version: Option<&str>) -> PathBuf {
     );
     require("dpkg-deb", "dpkg");
     require("strip", "binutils");
+    generate_package_files();
     // cargo-deb strips into its build dir: a private one, so parallel runs in a shared tree
     // never share a file.
     let build_dir = out.join("build");
@@ -92,6 +93,26 @@ pub fn build_package(out: &Path, version: Option<&str>) -> PathBuf {
         .collect();
     assert_eq!(debs.len(), 1, "one package: {debs:?}");
     debs.into_iter().next().unwrap()
+}
+
+/// What `scripts/package.sh` has the binary write before `cargo deb` (the man pages and
+/// completions the package's assets name), written by the binary under test into the
+/// dev profile's folder, where `cargo deb --profile dev` looks for `target/release/...`.
+/// Each file is replaced whole, so parallel package builds may write them at once.
+fn generate_package_files() {
+    let agent = Path::new(env!("CARGO_BIN_EXE_beid-agent"));
+    let generated = agent.parent().unwrap().join("generated");
+    for what in [&["man", "--gzip"][..], &["completions"]] {
+        let output = run(Command::new(agent)
+            .arg("generate")
+            .args(what)
+            .arg(generated.join(what[0])));
+        assert!(
+            output.status.success(),
+            "beid-agent generate {what:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 /// The package names a .deb's `Depends` asks for: the first alternative of each, without

@@ -162,6 +162,12 @@ impl Pki {
         (cert_path, key_path)
     }
 
+    /// The CA's private key as `ca.key` (PEM), for a CA run with openssl that issues
+    /// client certificates this upstream accepts (its certificate is `ca_bundle`).
+    pub fn ca_key(&self) -> PathBuf {
+        write_pem(&self.dir.join("ca.key"), &self.ca.key.serialize_pem())
+    }
+
     /// The server certificate (127.0.0.1, localhost) and its key as `server.pem` and
     /// `server.key`, for a server of another kind (the city gateway) to present.
     pub fn server_identity(&self) -> (PathBuf, PathBuf) {
@@ -223,6 +229,8 @@ pub enum Reply {
     WrongRequestId,
     /// This status (and Retry-After, if given), empty body.
     Status(u16, Option<&'static str>),
+    /// A redirect: this status and `Location` (an absolute URL).
+    Redirect(u16, String),
     /// 200 with this raw body.
     Raw(&'static str),
     /// Never answers.
@@ -233,6 +241,9 @@ pub enum Reply {
     Stream { len: usize },
     /// 200 with `len` bytes and a Content-Length.
     Large { len: usize },
+    /// 200 on a status registered in a card system, as the city's gateway answers from
+    /// UiTPAS: basis `registered_status`; `not_eligible` with reasonCode `not_registered`.
+    Registered(&'static str),
 }
 
 #[derive(Default)]
@@ -449,6 +460,11 @@ async fn answer(
             }
             response.body(Body::empty()).unwrap()
         }
+        Reply::Redirect(status, location) => Response::builder()
+            .status(StatusCode::from_u16(status).unwrap())
+            .header(header::LOCATION, location)
+            .body(Body::empty())
+            .unwrap(),
         Reply::Raw(text) => Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, "application/json")
@@ -470,6 +486,12 @@ async fn answer(
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(vec![b' '; len]))
             .unwrap(),
+        Reply::Registered(decision) => json(serde_json::json!({
+            "requestId": request_id,
+            "decision": decision,
+            "reasonCode": (decision == "not_eligible").then_some("not_registered"),
+            "basis": "registered_status",
+        })),
     }
 }
 

@@ -10,7 +10,10 @@
 //! - `service.txt`: systemd's view of the unit, when systemd runs;
 //! - `logs.txt`: the last lines of the agent's journal (or of `--log-file`), with anything
 //!   shaped like a national number removed (any separators, full-width digits, hex) in case
-//!   one ever got there.
+//!   one ever got there;
+//! - `pcscd.txt`: the last lines of pcscd's own journal, scrubbed the same way: where pcscd
+//!   says it refused a client (a polkit refusal names the process and the user), which the
+//!   agent only sees as "access refused".
 //!
 //! Never included: the audit log (its pseudonyms are personal data), the audit secret, the
 //! RRN key cache, API tokens, the client key.
@@ -60,6 +63,7 @@ pub fn write(path: &Path, inputs: &BundleInputs<'_>) -> std::io::Result<Vec<Stri
         ("config.toml", config_without_secrets(inputs.config_path)),
         ("service.txt", service_state()),
         ("logs.txt", scrub(&logs(inputs.log_file))),
+        ("pcscd.txt", scrub(&pcscd_journal())),
     ];
     let temporary = temporary_path(path);
     let result = write_archive(&temporary, &folder, &files, now.unix_timestamp())
@@ -111,6 +115,7 @@ fn readme() -> String {
      config.toml                   the configuration, inline secrets removed\n\
      service.txt                   systemd's view of beid-agent.service\n\
      logs.txt                      the agent's recent log, national numbers removed\n\
+     pcscd.txt                     pcscd's recent journal (polkit refusals show here), scrubbed alike\n\
      \n\
      Left out on purpose: the audit log (pseudonyms of citizens), the audit secret, the RRN key\n\
      cache, API tokens and the client key. No card contents are ever read into this bundle.\n"
@@ -210,17 +215,30 @@ fn logs(log_file: Option<&Path>) -> String {
             }
             Err(error) => format!("# {} could not be read: {error}\n", path.display()),
         },
-        None => first_lines_of(
-            Command::new("journalctl").args([
-                "--unit=beid-agent.service",
-                "--no-pager",
-                "--output=short-iso",
-                &format!("--lines={LOG_LINES}"),
-            ]),
-            LOG_LINES + 10,
-        )
-        .unwrap_or_else(|| "journal not available (pass --log-file FILE)\n".into()),
+        None => journal(&["beid-agent.service"], LOG_LINES)
+            .unwrap_or_else(|| "journal not available (pass --log-file FILE)\n".into()),
     }
+}
+
+/// Lines of pcscd's journal taken.
+const PCSCD_LINES: usize = 500;
+
+/// pcscd's recent journal: on pcsc-lite 2.x it logs each client polkit refused.
+fn pcscd_journal() -> String {
+    journal(&["pcscd.service", "pcscd.socket"], PCSCD_LINES)
+        .unwrap_or_else(|| "journal not available (pcscd not run by systemd here)\n".into())
+}
+
+/// The last `lines` lines of these units' journal, when there is one.
+fn journal(units: &[&str], lines: usize) -> Option<String> {
+    let mut command = Command::new("journalctl");
+    command.args(units.iter().map(|unit| format!("--unit={unit}")));
+    command.args([
+        "--no-pager",
+        "--output=short-iso",
+        &format!("--lines={lines}"),
+    ]);
+    first_lines_of(&mut command, lines + 10)
 }
 
 fn first_line_of(command: &mut Command) -> Option<String> {

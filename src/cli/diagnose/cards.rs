@@ -1,6 +1,7 @@
 //! The reader and card checks: pcscd reachable, readers present, and the card in each read
 //! end to end (applet, identity file, national-number checksum; the number itself is never
-//! printed).
+//! printed). The health check (`--health`) stops before the cards: a card present is
+//! noted, none is read, and an empty reader is what a healthy counter has between citizens.
 
 use std::time::Duration;
 
@@ -12,7 +13,14 @@ use crate::reader::pcsc::{PcscContext, SlotState};
 use crate::reader::CardTransport;
 use crate::session::on_card;
 
-pub fn check_readers(report: &mut Report, timeout: Duration) {
+/// Whether to read the cards present (full `diagnose`) or only note them (`--health`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cards {
+    Read { timeout: Duration },
+    Note,
+}
+
+pub fn check_readers(report: &mut Report, cards_mode: Cards) {
     let session = match PcscContext::establish() {
         Ok(session) => session,
         Err(error) => {
@@ -83,11 +91,16 @@ pub fn check_readers(report: &mut Report, timeout: Duration) {
             }
             SlotState::CardPresent => {
                 cards += 1;
-                check_card(report, &name, &status.atr, &status.name, timeout);
+                match cards_mode {
+                    Cards::Read { timeout } => {
+                        check_card(report, &name, &status.atr, &status.name, timeout);
+                    }
+                    Cards::Note => report.info(name, "a card is present (not read by --health)"),
+                }
             }
         }
     }
-    if cards == 0 {
+    if cards == 0 && cards_mode != Cards::Note {
         report.push(
             "card",
             Verdict::Fail,

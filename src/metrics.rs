@@ -88,6 +88,8 @@ pub struct Metrics {
     /// Outcomes sent to the rule service: delivered, not supported, failed.
     outcome_deliveries: [AtomicU64; 3],
     audit_write_failures: AtomicU64,
+    /// The local API under pressure: connections, failed authentications, event streams.
+    api: ApiPressure,
     started: Started,
     /// The last time the rule service decided (eligible or not eligible).
     last_decision: Instant,
@@ -100,6 +102,31 @@ pub struct Metrics {
     /// A reload changed keys that only a restart applies.
     restart_pending: AtomicBool,
     textfile_write_failures: AtomicU64,
+}
+
+/// Why the agent closed an API connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionClosed {
+    /// Evicted for a newcomer: idle and never authenticated.
+    EvictedUnauthenticated = 0,
+    /// Evicted for a newcomer: idle between requests of an authenticated client.
+    EvictedIdle = 1,
+    /// A deadline passed.
+    TimedOut = 2,
+}
+
+/// Counters of the API's own defences (src/api/server.rs, backoff.rs, events.rs).
+#[derive(Default)]
+struct ApiPressure {
+    connections_open: AtomicU64,
+    /// Closed by the agent: evicted (never authenticated, idle), timed out.
+    connections_closed: [AtomicU64; 3],
+    connections_refused: AtomicU64,
+    /// Failed authentications answered 401, answered 429.
+    auth_failures: [AtomicU64; 2],
+    event_streams_open: AtomicU64,
+    /// Event streams refused: the client's cap, the agent's cap.
+    event_streams_refused: [AtomicU64; 2],
 }
 
 impl Metrics {
@@ -216,6 +243,43 @@ impl Metrics {
         }
     }
 
+    /// A connection was accepted into the API's budget.
+    pub fn api_connection_opened(&self) {
+        self.api.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The agent closed a connection of the API.
+    pub fn api_connection_closed_by_agent(&self, why: ConnectionClosed) {
+        self.api.connections_closed[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn api_connection_closed(&self) {
+        self.api.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A connection refused: every connection in the budget was busy.
+    pub fn api_connection_refused(&self) {
+        self.api.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A failed authentication, answered 401 or (`throttled`) 429.
+    pub fn api_auth_failed(&self, throttled: bool) {
+        self.api.auth_failures[usize::from(throttled)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn api_event_stream_opened(&self) {
+        self.api.event_streams_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn api_event_stream_closed(&self) {
+        self.api.event_streams_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// An event stream refused: the client's cap (`in_all` false) or the agent's.
+    pub fn api_event_stream_refused(&self, in_all: bool) {
+        self.api.event_streams_refused[usize::from(in_all)].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition: the counters, and `now` (the engine's gauges).
     pub fn render(&self, now: &Gauges) -> String {
         let mut out = String::new();
@@ -325,6 +389,7 @@ impl Metrics {
                 );
             }
         }
+        self.api.render(&mut out);
         self.render_fleet(&mut out, now);
         out
     }
@@ -502,6 +567,42 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+impl ApiPressure {
+    fn render(&self, out: &mut String) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP beid_api_connections Open connections to the local API.\n# TYPE beid_api_connections gauge\nbeid_api_connections {}", get(&self.connections_open));
+        let _ = writeln!(out, "# HELP beid_api_connections_closed_total API connections the agent closed: evicted for a new one (never authenticated, or idle between requests), or past a deadline.\n# TYPE beid_api_connections_closed_total counter");
+        for (label, counter) in ["evicted_unauthenticated", "evicted_idle", "timed_out"]
+            .iter()
+            .zip(&self.connections_closed)
+        {
+            let _ = writeln!(
+                out,
+                "beid_api_connections_closed_total{{reason=\"{label}\"}} {}",
+                get(counter)
+            );
+        }
+        let _ = writeln!(out, "# HELP beid_api_connections_refused_total API connections refused because every connection had a request in flight.\n# TYPE beid_api_connections_refused_total counter\nbeid_api_connections_refused_total {}", get(&self.connections_refused));
+        let _ = writeln!(out, "# HELP beid_api_auth_failures_total Failed API authentications (missing or wrong token, unknown ticket), by the status answered.\n# TYPE beid_api_auth_failures_total counter");
+        for (status, counter) in ["401", "429"].iter().zip(&self.auth_failures) {
+            let _ = writeln!(
+                out,
+                "beid_api_auth_failures_total{{status=\"{status}\"}} {}",
+                get(counter)
+            );
+        }
+        let _ = writeln!(out, "# HELP beid_api_event_streams Open event streams.\n# TYPE beid_api_event_streams gauge\nbeid_api_event_streams {}", get(&self.event_streams_open));
+        let _ = writeln!(out, "# HELP beid_api_event_streams_refused_total Event streams refused, by the cap that was reached.\n# TYPE beid_api_event_streams_refused_total counter");
+        for (cap, counter) in ["client", "agent"].iter().zip(&self.event_streams_refused) {
+            let _ = writeln!(
+                out,
+                "beid_api_event_streams_refused_total{{cap=\"{cap}\"}} {}",
+                get(counter)
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,6 +654,31 @@ mod tests {
         assert!(text.contains("beid_advice_latency_seconds_count 2"));
         assert!(text.contains("beid_advice_unknown_total{reason=\"upstream_timeout\"} 1"));
         assert!(text.contains("beid_api_requests_total{route=\"/v1/status\",status=\"200\"} 1"));
+    }
+
+    #[test]
+    fn renders_the_apis_defences() {
+        let metrics = Metrics::default();
+        metrics.api_connection_opened();
+        metrics.api_connection_opened();
+        metrics.api_connection_closed_by_agent(ConnectionClosed::EvictedUnauthenticated);
+        metrics.api_connection_closed();
+        metrics.api_connection_refused();
+        metrics.api_auth_failed(true);
+        metrics.api_event_stream_opened();
+        metrics.api_event_stream_refused(false);
+        let text = metrics.render(&gauges());
+        for line in [
+            "beid_api_connections 1",
+            "beid_api_connections_closed_total{reason=\"evicted_unauthenticated\"} 1",
+            "beid_api_connections_closed_total{reason=\"timed_out\"} 0",
+            "beid_api_connections_refused_total 1",
+            "beid_api_auth_failures_total{status=\"429\"} 1",
+            "beid_api_event_streams 1",
+            "beid_api_event_streams_refused_total{cap=\"client\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
     }
 
     #[test]

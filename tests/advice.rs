@@ -173,6 +173,49 @@ async fn the_real_https_upstream_is_asked_over_mutual_tls() {
     );
 }
 
+/// Issue 12, finding 10: a rule service that puts a national number in its `reasonCode` (an
+/// echo of the request, a debugging aid left on) does not get it printed by `advice --json`,
+/// in any spelling, nor its control characters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advice_json_prints_the_upstreams_reason_code_cleaned() {
+    upstream::install_crypto();
+    let pki = Pki::new();
+    // The card's own number (gen-1.8-ec), dotted, and spaced in full-width digits.
+    let server = Upstream::start(
+        &pki,
+        Reply::DecideWithReason(
+            "eligible",
+            "OK-03.64.12-998.55 (03641299855, \u{ff10}\u{ff13} \u{ff16}\u{ff14} 12 998 55)\u{1b}[31m",
+        ),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[upstream]\nkind = \"http\"\nurl = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\nca_bundle = \"{}\"\n",
+            server.url,
+            pki.client_cert.display(),
+            pki.client_key.display(),
+            pki.ca_bundle.display()
+        ),
+    );
+    let (code, report) = advise_off_runtime(&config).await;
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["decision"], "eligible");
+    let number = common::expected("gen-1.8-ec")["national_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        report["reasonCode"], "OK-[redacted] ([redacted], [redacted])[31m",
+        "{report}"
+    );
+    let printed = report.to_string();
+    assert!(!printed.contains(&number), "{printed}");
+    assert!(!printed.contains('\u{1b}'), "{printed}");
+}
+
 #[test]
 fn config_check_names_the_key_and_the_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,9 @@
 // Test code: a broken expectation must stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::raw;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +21,7 @@ const POS: &str = "pos-token-0123456789-0123456789-0123456789";
 const KIOSK: &str = "kiosk-token-0123456789-0123456789-012345";
 const FULL: &str = "full-token-0123456789-0123456789-0123456789";
 const IDENTITY_ONLY: &str = "identity-token-0123456789-0123456789-0123";
+const PROMETHEUS: &str = "prometheus-token-0123456789-0123456789-01";
 const POS_ORIGIN: &str = "https://pos.uitpas.example";
 
 struct Agent {
@@ -26,6 +30,11 @@ struct Agent {
 }
 
 async fn start() -> Agent {
+    start_with(|state| state).await
+}
+
+/// The agent with its state changed by `configure` (other caps, another failure budget).
+async fn start_with(configure: impl FnOnce(AppState) -> AppState) -> Agent {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let source = Arc::new(SimulatedReaders::new(
         &["Simulated reader 1", "Simulated reader 2"],
@@ -57,10 +66,12 @@ async fn start() -> Agent {
             vec![Scope::Identity],
             vec![],
         ),
+        Client::new("prometheus", PROMETHEUS, vec![Scope::Metrics], vec![]),
     ]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let state = AppState::new(engine, clients, metrics, port).with_simulator(Some(source));
+    let state =
+        configure(AppState::new(engine, clients, metrics, port)).with_simulator(Some(source));
     tokio::spawn(api::serve(listener, state, std::future::pending()));
     Agent {
         base: format!("http://127.0.0.1:{port}"),
@@ -69,6 +80,34 @@ async fn start() -> Agent {
 }
 
 impl Agent {
+    /// `127.0.0.1:PORT`, for raw requests.
+    fn address(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// Opens an event stream for the client of `token` (a ticket, then the stream): the
+    /// ticket's refusal, or the stream's answer.
+    async fn stream(&self, token: &str) -> reqwest::Response {
+        let ticket = self
+            .post("/v1/events/ticket", token, json!({}))
+            .send()
+            .await
+            .unwrap();
+        if ticket.status() != 200 {
+            return ticket;
+        }
+        let ticket: Value = ticket.json().await.unwrap();
+        self.http
+            .get(format!(
+                "{}/v1/events?ticket={}",
+                self.base,
+                ticket["ticket"].as_str().unwrap()
+            ))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// A GET with no token.
     async fn anonymous(&self, path: &str) -> reqwest::Response {
         self.http
@@ -445,16 +484,10 @@ async fn events_come_in_order_through_a_single_use_ticket() {
 }
 
 #[tokio::test]
-async fn health_metrics_and_openapi_need_only_the_host() {
+async fn health_and_openapi_need_only_the_host() {
     let agent = start().await;
     let health = agent.anonymous("/healthz").await;
     assert_eq!(health.status(), 200);
-    let _ = agent.get("/v1/status", "wrong-token").send().await.unwrap();
-    let metrics = agent.anonymous("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("beid_api_requests_total{route=\"/v1/status\",status=\"401\"} 1"),
-        "{metrics}"
-    );
     let openapi: Value = agent
         .anonymous("/v1/openapi.json")
         .await
@@ -463,6 +496,41 @@ async fn health_metrics_and_openapi_need_only_the_host() {
         .unwrap();
     assert_eq!(openapi["openapi"], "3.1.0");
     assert!(openapi["paths"]["/v1/sessions/{session}/advice"]["post"].is_object());
+}
+
+/// Issue 12, finding 9: the decision counters show each citizen's outcome as it happens, so
+/// `/metrics` is for a client with the `metrics` scope (Prometheus' bearer token) only.
+#[tokio::test]
+async fn metrics_need_a_token_with_the_metrics_scope() {
+    let agent = start().await;
+    let _ = agent.get("/v1/status", "wrong-token").send().await.unwrap();
+    let anonymous = agent.anonymous("/metrics").await;
+    assert_eq!(anonymous.status(), 401);
+    let body: Value = anonymous.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized");
+    for token in [FULL, POS, KIOSK] {
+        let other = agent.get("/metrics", token).send().await.unwrap();
+        assert_eq!(other.status(), 403);
+        let body: Value = other.json().await.unwrap();
+        assert_eq!(body["error"], "scope_missing");
+    }
+    let scraped = agent.get("/metrics", PROMETHEUS).send().await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    let metrics = scraped.text().await.unwrap();
+    assert!(
+        metrics.contains("beid_api_requests_total{route=\"/v1/status\",status=\"401\"} 1"),
+        "{metrics}"
+    );
+    // The metrics client sees nothing else.
+    assert_eq!(
+        agent
+            .get("/v1/status", PROMETHEUS)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
 }
 
 /// The agent's own OpenAPI document, and a check of an answer against the schema it gives
@@ -648,7 +716,14 @@ async fn the_clerks_outcome_is_checked_recorded_announced_and_documented() {
     let announced = &events.iter().find(|(n, _)| n == "outcome").unwrap().1;
     assert_eq!(announced["session"], session.as_str());
     assert_eq!(announced["decision"], "granted");
-    let metrics = agent.anonymous("/metrics").await.text().await.unwrap();
+    let metrics = agent
+        .get("/metrics", PROMETHEUS)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains(
             "beid_outcomes_total{use_case=\"uitpas-kansentarief\",advice=\"not_eligible\",decision=\"granted\",reason=\"recently_moved\"} 1"
@@ -791,6 +866,258 @@ async fn a_method_a_resource_does_not_take_gets_a_json_405() {
         .call("get", "/v1/status", agent.get("/v1/status", IDENTITY_ONLY))
         .await;
     assert_eq!(status, 403);
+}
+
+/// Issue 12, finding 11: a request that names the agent ambiguously is refused, not served
+/// for the first of its names.
+#[tokio::test]
+async fn ambiguous_requests_are_refused() {
+    let agent = start().await;
+    let address = agent.address();
+    let request = |target: &str, headers: &str| {
+        format!("GET {target} HTTP/1.1\r\n{headers}Authorization: Bearer {POS}\r\n\r\n")
+    };
+    let answer = |request: String| async move { raw::send(address, &request).await.unwrap() };
+
+    // Several Host headers (RFC 9112 §3.2: 400), whatever they say.
+    for hosts in [
+        format!("Host: {address}\r\nHost: {address}\r\n"),
+        format!("Host: {address}\r\nHost: attacker.example\r\n"),
+        format!("Host: attacker.example\r\nHost: {address}\r\n"),
+    ] {
+        let refused = answer(request("/v1/status", &hosts)).await;
+        assert_eq!(refused.status, 400, "{hosts:?}");
+        assert_eq!(refused.error().as_deref(), Some("host_repeated"));
+        assert_eq!(refused.header("cache-control"), Some("no-store"));
+    }
+    // Several Origin headers leave no origin to check.
+    let origins =
+        format!("Host: {address}\r\nOrigin: {POS_ORIGIN}\r\nOrigin: https://evil.example\r\n");
+    let refused = answer(request("/v1/status", &origins)).await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.error().as_deref(), Some("origin_not_allowed"));
+    assert!(refused.header("access-control-allow-origin").is_none());
+    // An absolute-form target naming another host, behind a good Host header.
+    let host = format!("Host: {address}\r\n");
+    for target in [
+        "http://attacker.example/v1/status".to_owned(),
+        format!(
+            "http://attacker.example:{}/v1/status",
+            agent.base.rsplit(':').next().unwrap()
+        ),
+    ] {
+        let refused = answer(request(&target, &host)).await;
+        assert_eq!(refused.status, 400, "{target}");
+        assert_eq!(refused.error().as_deref(), Some("authority_not_allowed"));
+    }
+    // Named once and unambiguously, the agent answers, absolute form or not.
+    let own = answer(request(&format!("http://{address}/v1/status"), &host)).await;
+    assert_eq!(own.status, 200, "{own:?}");
+    let own = answer(request(
+        "/v1/status",
+        &format!("{host}Origin: {POS_ORIGIN}\r\n"),
+    ))
+    .await;
+    assert_eq!(own.status, 200, "{own:?}");
+}
+
+/// Polls `open` until it answers `status`, for at most 10 s: the agent notices a stream the
+/// client left when the connection closes, a moment after the client drops it.
+async fn until_status<F, Fut>(status: u16, mut open: F) -> reqwest::Response
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = open().await;
+        if response.status() == status || tokio::time::Instant::now() > deadline {
+            return response;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Issue 12, finding 2: one client opening stream after stream gets `429` past its cap, and
+/// every other client keeps working.
+#[tokio::test]
+async fn event_streams_are_capped_per_client() {
+    let agent = start().await;
+    let mut open = Vec::new();
+    for _ in 0..16 {
+        let stream = agent.stream(KIOSK).await;
+        assert_eq!(stream.status(), 200);
+        open.push(stream);
+    }
+    let refused = agent.stream(KIOSK).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().get("retry-after").is_some());
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_event_streams");
+
+    // The others: a stream, and every call.
+    assert_eq!(agent.stream(POS).await.status(), 200);
+    assert_eq!(
+        agent
+            .get("/v1/readers", KIOSK)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    agent.insert("gen-1.8-ec").await;
+    let session = agent.session().await;
+    assert_eq!(agent.advise(&session, KIOSK).await.status(), 200);
+
+    // A stream the client leaves gives its place back.
+    drop(open.pop());
+    let again = until_status(200, || agent.stream(KIOSK)).await;
+    assert_eq!(again.status(), 200);
+}
+
+/// Issue 12, finding 2: past the agent-wide cap every client gets `503` for a new stream, and
+/// calls that are not streams go on.
+#[tokio::test]
+async fn event_streams_are_capped_in_all() {
+    let agent = start_with(|state| state.with_stream_caps(4, 6)).await;
+    let mut open = Vec::new();
+    for token in [KIOSK, KIOSK, KIOSK, KIOSK, POS, POS] {
+        let stream = agent.stream(token).await;
+        assert_eq!(stream.status(), 200);
+        open.push(stream);
+    }
+    for token in [POS, FULL] {
+        let refused = agent.stream(token).await;
+        assert_eq!(refused.status(), 503, "{token}");
+        assert!(refused.headers().get("retry-after").is_some());
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"], "event_streams_exhausted");
+    }
+    assert_eq!(
+        agent.get("/v1/status", FULL).send().await.unwrap().status(),
+        200
+    );
+    let metrics = agent
+        .get("/metrics", PROMETHEUS)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("beid_api_event_streams 6"), "{metrics}");
+    assert!(
+        metrics.contains("beid_api_event_streams_refused_total{cap=\"agent\"} 2"),
+        "{metrics}"
+    );
+    drop(open.pop());
+    assert_eq!(until_status(200, || agent.stream(FULL)).await.status(), 200);
+}
+
+/// Issue 12, finding 7: failed authentication is limited per connection and in all, and
+/// counted; a valid token is served throughout.
+#[tokio::test]
+async fn failed_authentication_backs_off_per_connection_and_in_all() {
+    let agent = start().await;
+    let address = agent.address();
+
+    // One connection: the third failure is answered 429 and the connection closed.
+    let mut connection = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut statuses = Vec::new();
+    for guess in 0..3 {
+        let request = format!(
+            "GET /v1/status HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer guess-{guess:04}\r\n\r\n"
+        );
+        let answer = raw::exchange(&mut connection, &request).await.unwrap();
+        statuses.push(answer.status);
+        if guess == 2 {
+            assert_eq!(answer.error().as_deref(), Some("authentication_backoff"));
+            assert_eq!(answer.header("connection"), Some("close"));
+        }
+    }
+    assert_eq!(statuses, [401, 401, 429]);
+    raw::closed_by_agent(&mut connection).await;
+
+    // In all: past a burst, failures on fresh connections are answered 429 too.
+    let mut statuses = Vec::new();
+    for guess in 3..43 {
+        let response = agent
+            .get("/v1/status", &format!("guess-{guess:04}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses[0], 401);
+    assert!(statuses[20..].iter().all(|s| *s == 429), "{statuses:?}");
+    // The valid token is served meanwhile.
+    assert_eq!(
+        agent
+            .get("/v1/status", KIOSK)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let metrics = agent
+        .get("/metrics", PROMETHEUS)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let throttled: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("beid_api_auth_failures_total{status=\"429\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(throttled >= 20, "{metrics}");
+}
+
+/// Issue 12, finding 7: a burst of failed authentications is one line in the agent's log,
+/// without the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentication_is_logged_once_per_burst_without_the_token() {
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("agent.log");
+    let stderr = std::fs::File::create(&log).unwrap();
+    let agent = common::simulated::SimulatedServe::start_in(
+        tempfile::tempdir().unwrap(),
+        &["--log-format", "json"],
+        stderr.into(),
+    );
+    let http = reqwest::Client::new();
+    for guess in 0..30 {
+        let answer = http
+            .get(format!("{}/v1/readers", agent.base))
+            .bearer_auth(format!("guess-{guess:04}-of-a-token"))
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(answer.status().as_u16(), 401 | 429));
+    }
+    // A valid request after them: once it is answered, the failures' log lines are written.
+    let served = http
+        .get(format!("{}/v1/readers", agent.base))
+        .bearer_auth(&agent.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        logs.matches("API authentication failed").count(),
+        1,
+        "one line per burst: {logs}"
+    );
+    assert!(
+        !logs.contains("guess-"),
+        "the token is never logged: {logs}"
+    );
 }
 
 #[tokio::test]

@@ -278,6 +278,34 @@ impl Drop for Served {
     }
 }
 
+/// A national number as people and programs write it: grouped with spaces, dots and dashes,
+/// in full-width digits, as hexadecimal ASCII (bare and spaced).
+fn national_number_spellings(number: &str) -> Vec<String> {
+    let groups = [
+        &number[0..2],
+        &number[2..4],
+        &number[4..6],
+        &number[6..9],
+        &number[9..11],
+    ];
+    let full_width: String = number
+        .chars()
+        .map(|c| char::from_u32(0xFF10 + c.to_digit(10).unwrap()).unwrap())
+        .collect();
+    let hex: Vec<String> = number.bytes().map(|b| format!("{b:02x}")).collect();
+    vec![
+        groups.join(" "),
+        format!(
+            "{}.{}.{}-{}.{}",
+            groups[0], groups[1], groups[2], groups[3], groups[4]
+        ),
+        groups.join("-"),
+        full_width,
+        hex.concat(),
+        hex.join(" "),
+    ]
+}
+
 /// The values of a card's identity file that identify the citizen (TLV: tag, length, value;
 /// lengths ≥ 255 never occur in these tags).
 fn personal_values(card: &str) -> Vec<String> {
@@ -379,6 +407,26 @@ async fn a_healthy_counter_passes_and_its_support_bundle_holds_no_personal_data(
     })
     .expect("the agent read the card, cached its RRN key and asked the upstream");
 
+    // The log as support gets it, with the citizen's number written every way a log line
+    // might hold it (a stack trace, a hex dump, a copied form field).
+    let bundle_log = dir.path().join("bundle-input.log");
+    // The upstream counts its hit before the agent logs the answer: wait for the line.
+    common::wait_until(Duration::from_secs(15), || {
+        std::fs::read_to_string(&log).is_ok_and(|text| text.contains("upstream answered"))
+    })
+    .expect("the agent logged the upstream's answer");
+    let mut log_text = std::fs::read_to_string(&log).unwrap();
+    let spellings = national_number_spellings(
+        common::expected("alice-2009")["national_number"]
+            .as_str()
+            .unwrap(),
+    );
+    for spelling in &spellings {
+        log_text.push_str(&format!(
+            "{{\"level\":\"DEBUG\",\"fields\":{{\"message\":\"form field {spelling} copied\"}}}}\n"
+        ));
+    }
+    std::fs::write(&bundle_log, log_text).unwrap();
     let bundle = dir.path().join("support.tar.gz");
     let (code, report) = diagnose_async(
         pcscd.agent(),
@@ -390,7 +438,7 @@ async fn a_healthy_counter_passes_and_its_support_bundle_holds_no_personal_data(
             "--support-bundle".into(),
             bundle.display().to_string(),
             "--log-file".into(),
-            log.display().to_string(),
+            bundle_log.display().to_string(),
         ],
     )
     .await;
@@ -448,8 +496,13 @@ async fn a_healthy_counter_passes_and_its_support_bundle_holds_no_personal_data(
             .unwrap()
             .to_owned(),
     ];
+    assert!(
+        logs.matches("form field [redacted] copied").count() == spellings.len(),
+        "every spelling of the number went: {logs}"
+    );
     let forbidden: Vec<String> = personal_values("alice-2009")
         .into_iter()
+        .chain(spellings)
         .chain(secrets)
         .collect();
     assert!(forbidden.len() >= 8, "{forbidden:?}");

@@ -110,7 +110,7 @@ const CONFIG_SEEDS: [(&str, &str); 4] = [
 /// content type, body flags; tests/properties/api.rs `decode`), body.
 type ApiSeed = (&'static str, [u8; 7], &'static str);
 
-const API_SEEDS: [ApiSeed; 12] = [
+const API_SEEDS: [ApiSeed; 16] = [
     ("status", [0, 0, 0, 0, 0, 0, 0], ""),
     ("readers", [0, 1, 1, 1, 0, 0, 0], ""),
     ("session", [0, 2, 0, 0, 0, 0, 0], ""),
@@ -139,6 +139,10 @@ const API_SEEDS: [ApiSeed; 12] = [
     ),
     ("remove", [1, 10, 0, 0, 0, 0, 0], r#"{}"#),
     ("preflight", [2, 3, 0, 0xFE, 1, 0xFE, 0], ""),
+    ("hosts-repeated", [0, 0, 0x8D, 0, 0, 0, 0], ""),
+    ("origins-repeated", [0, 0, 0, 0, 0x85, 0, 0], ""),
+    ("absolute-form-foreign", [0, 19, 0, 0, 0, 0, 0], ""),
+    ("absolute-form-own", [0, 17, 0, 0, 0, 0, 0], ""),
 ];
 
 /// The seed corpus of every target, made from the fixtures.
@@ -588,17 +592,23 @@ struct RequestTemplate {
     body: Vec<u8>,
     /// Pad the body past the limit.
     oversized: bool,
+    /// A second Host header (an index as `host`), or none.
+    second_host: Option<usize>,
+    /// A second Origin header, or none.
+    second_origin: Option<&'static str>,
 }
 
 impl RequestTemplate {
     fn resolve(&self, context: &api::Context) -> api::Request {
         let hosts = api::hosts(context);
-        let host = self.host.map(|i| hosts[i % hosts.len()].clone());
+        let host = |choice: Option<usize>| choice.map(|i| hosts[i % hosts.len()].clone());
         let mut headers = Vec::new();
         for (name, value) in [
-            ("host", host),
+            ("host", host(self.host)),
+            ("host", host(self.second_host)),
             ("authorization", self.authorization.map(str::to_owned)),
             ("origin", self.origin.map(str::to_owned)),
+            ("origin", self.second_origin.map(str::to_owned)),
             ("content-type", self.content_type.map(str::to_owned)),
         ] {
             if let Some(value) = value {
@@ -628,9 +638,23 @@ fn api_request() -> impl Strategy<Value = RequestTemplate> {
         prop::option::weighted(0.9, prop::sample::select(api::CONTENT_TYPES.to_vec())),
         api_body(),
         prop::bool::weighted(0.125),
+        // Now and then a second Host or Origin header.
+        prop::option::weighted(0.05, 0..8usize),
+        prop::option::weighted(0.05, prop::sample::select(api::ORIGINS.to_vec())),
     )
         .prop_map(
-            |(method, target, host, authorization, origin, content_type, body, oversized)| {
+            |(
+                method,
+                target,
+                host,
+                authorization,
+                origin,
+                content_type,
+                body,
+                oversized,
+                second_host,
+                second_origin,
+            )| {
                 RequestTemplate {
                     method,
                     target,
@@ -640,9 +664,34 @@ fn api_request() -> impl Strategy<Value = RequestTemplate> {
                     content_type,
                     body,
                     oversized,
+                    second_host,
+                    second_origin,
                 }
             },
         )
+}
+
+/// The API properties are not vacuous for ambiguous requests: the seeds that name the agent
+/// twice, or name another host in the target, are refused as the properties say.
+#[test]
+fn api_properties_see_ambiguous_requests_refused() {
+    let harness = api::Harness::new();
+    let seed = |name: &str| {
+        let (_, choices, body) = API_SEEDS.iter().find(|(n, _, _)| *n == name).unwrap();
+        let mut bytes = choices.to_vec();
+        bytes.extend_from_slice(body.as_bytes());
+        api::decode(&bytes, &harness.context())
+    };
+    for (name, status) in [
+        ("hosts-repeated", 400),
+        ("origins-repeated", 403),
+        ("absolute-form-foreign", 400),
+        ("absolute-form-own", 200),
+    ] {
+        let request = seed(name);
+        let response = harness.run_request(request).unwrap();
+        assert_eq!(response.status, status, "{name}");
+    }
 }
 
 /// The API properties are not vacuous: a card inserted through the simulator gets a

@@ -38,6 +38,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 const TOKEN: &str = "pos-browser-token-0123456789-0123456789-0123";
+/// Prometheus' token: `/metrics` needs the `metrics` scope.
+const METRICS_TOKEN: &str = "pos-browser-metrics-0123456789-0123456789";
 const POS_HOST: &str = "pos.uitpas.example";
 const OTHER_HOST: &str = "other.example";
 /// The origin in the shipped policy file, replaced by the test's own.
@@ -343,12 +345,15 @@ impl Agent {
         };
         let metrics = Arc::new(Metrics::default());
         let engine = Engine::start(source.clone(), settings, metrics.clone()).unwrap();
-        let clients = Clients::new(vec![Client::new(
-            "uitpas-pos",
-            TOKEN,
-            vec![Scope::Advice],
-            vec![pos_origin.to_owned()],
-        )]);
+        let clients = Clients::new(vec![
+            Client::new(
+                "uitpas-pos",
+                TOKEN,
+                vec![Scope::Advice],
+                vec![pos_origin.to_owned()],
+            ),
+            Client::new("prometheus", METRICS_TOKEN, vec![Scope::Metrics], vec![]),
+        ]);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = AppState::new(engine, clients, metrics, port).with_simulator(Some(source));
@@ -377,6 +382,7 @@ impl Agent {
         let text = self
             .http
             .get(format!("{}/metrics", self.base))
+            .bearer_auth(METRICS_TOKEN)
             .send()
             .await
             .unwrap()

@@ -58,7 +58,9 @@ async fn status_of(agent: &ServedAgent, path: &str, token: &str) -> u16 {
 /// The agent accepts `accepted` and refuses `refused`, still as process `pid`.
 async fn assert_in_force(agent: &mut ServedAgent, pid: u32, accepted: &str, refused: &str) {
     assert_eq!(status_of(agent, "/v1/readers", accepted).await, 200);
-    assert_eq!(status_of(agent, "/v1/readers", refused).await, 401);
+    // Refused: 401, or 429 once failed authentications back off (docs/local-api.md).
+    let refusal = status_of(agent, "/v1/readers", refused).await;
+    assert!([401, 429].contains(&refusal), "{refusal}");
     assert_eq!(agent.pid(), pid);
     assert!(agent.is_running(), "the same process serves on");
 }
@@ -67,40 +69,68 @@ async fn assert_in_force(agent: &mut ServedAgent, pid: u32, accepted: &str, refu
 /// that got no HTTP answer at all.
 struct Load {
     stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<(BTreeMap<u16, usize>, Vec<String>)>,
+    statuses: Arc<std::sync::Mutex<BTreeMap<u16, usize>>>,
+    task: tokio::task::JoinHandle<Vec<String>>,
 }
 
 impl Load {
     fn start(agent: &ServedAgent, token: &'static str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let (http, url, stopped) = (
+        let statuses = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+        let (http, url, stopped, counted) = (
             agent.http.clone(),
             format!("{}/v1/readers", agent.base),
             stop.clone(),
+            statuses.clone(),
         );
         let task = tokio::spawn(async move {
-            let (mut statuses, mut failures) = (BTreeMap::new(), Vec::new());
+            let mut failures = Vec::new();
             // 40 requests a second: under the client's rate limit, as a busy POS.
             let mut pace = tokio::time::interval(Duration::from_millis(25));
             while !stopped.load(Ordering::Relaxed) {
                 pace.tick().await;
                 match http.get(&url).bearer_auth(token).send().await {
-                    Ok(response) => *statuses.entry(response.status().as_u16()).or_default() += 1,
+                    Ok(response) => {
+                        let mut counted = counted.lock().unwrap();
+                        *counted.entry(response.status().as_u16()).or_default() += 1;
+                    }
                     Err(error) => failures.push(error.to_string()),
                 }
             }
-            (statuses, failures)
+            failures
         });
-        Self { stop, task }
+        Self {
+            stop,
+            statuses,
+            task,
+        }
+    }
+
+    /// Waits (bounded) until one of `statuses` was answered since the start.
+    async fn until_answered(&self, statuses: &[u16]) {
+        let answered = || {
+            let counted = self.statuses.lock().unwrap();
+            statuses.iter().any(|status| counted.contains_key(status))
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !answered() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {statuses:?} in {:?}",
+                self.statuses.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     async fn stop(self) -> BTreeMap<u16, usize> {
         self.stop.store(true, Ordering::Relaxed);
-        let (statuses, failures) = self.task.await.unwrap();
+        let failures = self.task.await.unwrap();
         assert!(
             failures.is_empty(),
             "requests without an answer: {failures:?}"
         );
+        let statuses = self.statuses.lock().unwrap().clone();
         statuses
     }
 }
@@ -146,6 +176,10 @@ async fn a_rotated_token_and_a_renewed_certificate_take_effect_under_load_and_no
     // Requests in flight, with the old token and the new one, across the reload.
     let old_load = Load::start(agent, TOKEN);
     let new_load = Load::start(agent, ROTATED);
+    // Both are under way before the rotation: the old token served, the new one refused
+    // (401, or 429 once the failures back off).
+    old_load.until_answered(&[200]).await;
+    new_load.until_answered(&[401, 429]).await;
 
     // Configuration management rotates the token and renews the certificate (a drop-in
     // naming the new files), then reloads.
@@ -167,8 +201,10 @@ async fn a_rotated_token_and_a_renewed_certificate_take_effect_under_load_and_no
     let reloaded = reload(agent).await;
     assert_eq!(reloaded["applied"], true, "{reloaded}\n{}", agent.log());
 
-    // The rotation is in force, in the same process.
+    // The rotation is in force, in the same process, for the loads too.
     assert_in_force(agent, pid, ROTATED, TOKEN).await;
+    new_load.until_answered(&[200]).await;
+    old_load.until_answered(&[401, 429]).await;
     let old = old_load.stop().await;
     let new = new_load.stop().await;
     assert!(
@@ -181,8 +217,8 @@ async fn a_rotated_token_and_a_renewed_certificate_take_effect_under_load_and_no
     );
     for statuses in [&old, &new] {
         assert!(
-            statuses.keys().all(|status| [200, 401].contains(status)),
-            "only accepted or refused, never an error: {statuses:?}"
+            statuses.keys().all(|status| [200, 401, 429].contains(status)),
+            "only accepted or refused (a failed token backs off: 429), never an error: {statuses:?}"
         );
     }
 

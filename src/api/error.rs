@@ -140,9 +140,39 @@ impl ApiError {
         "note_has_national_number",
         "the note looks like it holds a national number: leave it out",
     );
+    pub const HOST_REPEATED: Self = Self::new(
+        StatusCode::BAD_REQUEST,
+        "host_repeated",
+        "the request has several Host headers",
+    );
+    pub const AUTHORITY: Self = Self::new(
+        StatusCode::BAD_REQUEST,
+        "authority_not_allowed",
+        "the request target names a host that is not the agent's own",
+    );
+    pub const AUTH_BACKOFF: Self = Self::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "authentication_backoff",
+        "too many failed authentications; wait, then use a valid token",
+    );
+    pub const STREAMS_CLIENT: Self = Self::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_event_streams",
+        "this client has as many event streams open as it may; close one first",
+    );
+    pub const STREAMS_AGENT: Self = Self::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "event_streams_exhausted",
+        "the agent serves as many event streams as it can; try again later",
+    );
+    pub const CONNECTIONS: Self = Self::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_connections",
+        "every connection the agent serves is busy; try again later",
+    );
 
     /// Every error the API answers, for the OpenAPI document.
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 30] = [
         Self::HOST,
         Self::ORIGIN,
         Self::UNAUTHORIZED,
@@ -167,6 +197,12 @@ impl ApiError {
         Self::DEVIATION_REASON,
         Self::NOTE_TOO_LONG,
         Self::NOTE_NATIONAL_NUMBER,
+        Self::HOST_REPEATED,
+        Self::AUTHORITY,
+        Self::AUTH_BACKOFF,
+        Self::STREAMS_CLIENT,
+        Self::STREAMS_AGENT,
+        Self::CONNECTIONS,
     ];
 }
 
@@ -200,10 +236,15 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
+        let retry_after = match self.status {
+            StatusCode::TOO_MANY_REQUESTS => Some("1"),
+            StatusCode::SERVICE_UNAVAILABLE => Some("5"),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
         }
         response
     }

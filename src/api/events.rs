@@ -1,6 +1,11 @@
 //! Live events over Server-Sent Events. `EventSource` cannot send an Authorization header,
 //! so a bearer-authenticated call buys a single-use ticket valid 30 s, and the stream is
 //! opened with it: the long-lived token never goes into a URL.
+//!
+//! An open stream holds a connection for as long as the client wants, so streams are capped
+//! per client ([`STREAMS_PER_CLIENT`], `429`) and in all ([`STREAMS_IN_ALL`], `503`, well
+//! below the connection budget): one client cannot take every stream, and streams cannot
+//! take every connection.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -21,6 +26,103 @@ use super::views::{EventsMissedView, SessionSummary, SnapshotView, TicketView};
 use super::AppState;
 
 const TICKET_LIFETIME: Duration = Duration::from_secs(30);
+
+/// Open event streams one client may have: a counter PC's POS and counter page, a few
+/// tabs, and a stream or two its browser has left but the agent has not noticed yet.
+pub const STREAMS_PER_CLIENT: usize = 16;
+/// Open event streams in all: a quarter of the smallest connection budget.
+pub const STREAMS_IN_ALL: usize = 256;
+
+/// The open event streams, by client.
+pub struct Streams {
+    open: Mutex<StreamCounts>,
+    per_client: usize,
+    in_all: usize,
+}
+
+#[derive(Default)]
+struct StreamCounts {
+    by_client: HashMap<String, usize>,
+    total: usize,
+}
+
+impl Default for Streams {
+    fn default() -> Self {
+        Self::with_caps(STREAMS_PER_CLIENT, STREAMS_IN_ALL)
+    }
+}
+
+impl Streams {
+    pub fn with_caps(per_client: usize, in_all: usize) -> Self {
+        Self {
+            open: Mutex::new(StreamCounts::default()),
+            per_client,
+            in_all,
+        }
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, StreamCounts> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `client` may open one more stream now: the refusal otherwise.
+    fn room_for(&self, counts: &StreamCounts, client: &str) -> Result<(), ApiError> {
+        if counts.by_client.get(client).copied().unwrap_or(0) >= self.per_client {
+            Err(ApiError::STREAMS_CLIENT)
+        } else if counts.total >= self.in_all {
+            Err(ApiError::STREAMS_AGENT)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A place for one more stream of `client`, held until the permit is dropped (the
+    /// stream ends: the client left or the agent stops).
+    fn open(self: &Arc<Self>, client: &str) -> Result<StreamPermit, ApiError> {
+        let mut counts = self.counts();
+        self.room_for(&counts, client)?;
+        *counts.by_client.entry(client.to_owned()).or_default() += 1;
+        counts.total += 1;
+        Ok(StreamPermit {
+            streams: self.clone(),
+            client: client.to_owned(),
+        })
+    }
+
+    /// Refuses a ticket early when its stream would be refused.
+    fn check(&self, client: &str) -> Result<(), ApiError> {
+        self.room_for(&self.counts(), client)
+    }
+}
+
+/// One open stream's place.
+struct StreamPermit {
+    streams: Arc<Streams>,
+    client: String,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut counts = self.streams.counts();
+        if let Some(open) = counts.by_client.get_mut(&self.client) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                counts.by_client.remove(&self.client);
+            }
+        }
+        counts.total = counts.total.saturating_sub(1);
+    }
+}
+
+/// Counts a refused stream and answers its error.
+fn refused(state: &AppState, error: ApiError) -> ApiError {
+    state
+        .metrics
+        .api_event_stream_refused(error == ApiError::STREAMS_AGENT);
+    error
+}
 
 pub struct Tickets {
     open: Mutex<HashMap<String, (Arc<Client>, Instant)>>,
@@ -69,6 +171,10 @@ pub async fn ticket(
     if !client.has(Scope::Advice) {
         return Err(ApiError::SCOPE);
     }
+    state
+        .streams
+        .check(&client.name)
+        .map_err(|error| refused(&state, error))?;
     let ticket = state.tickets.issue(client);
     Ok(Json(TicketView {
         ticket,
@@ -78,9 +184,42 @@ pub async fn ticket(
 
 pub async fn stream(
     State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let frames = frames(state).map(|frame| Ok(frame.into_event()));
-    Sse::new(frames).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Extension(Caller(client)): Extension<Caller>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let permit = state
+        .streams
+        .open(&client.name)
+        .map_err(|error| refused(&state, error))?;
+    let open = OpenStream::new(permit, state.metrics.clone());
+    // The stream holds its permit: dropped (the client gone), it gives its place back.
+    let frames = frames(state).map(move |frame| {
+        let _held = &open;
+        Ok(frame.into_event())
+    });
+    Ok(Sse::new(frames).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// A stream's permit and its count in the metrics, both given back when the stream is
+/// dropped.
+struct OpenStream {
+    _permit: StreamPermit,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl OpenStream {
+    fn new(permit: StreamPermit, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        metrics.api_event_stream_opened();
+        Self {
+            _permit: permit,
+            metrics,
+        }
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.metrics.api_event_stream_closed();
+    }
 }
 
 /// One event of the stream, before it becomes SSE text.
@@ -249,6 +388,20 @@ mod tests {
         );
         assert!(tickets.redeem(&ticket).is_none());
         assert!(tickets.redeem("made-up").is_none());
+    }
+
+    #[test]
+    fn streams_are_capped_per_client_and_in_all() {
+        let streams = Arc::new(Streams::with_caps(2, 3));
+        let first = streams.open("pos").unwrap();
+        let _second = streams.open("pos").unwrap();
+        assert_eq!(streams.open("pos").err(), Some(ApiError::STREAMS_CLIENT));
+        assert_eq!(streams.check("pos"), Err(ApiError::STREAMS_CLIENT));
+        let _kiosk = streams.open("kiosk").unwrap();
+        assert_eq!(streams.open("counter").err(), Some(ApiError::STREAMS_AGENT));
+        drop(first);
+        assert!(streams.check("counter").is_ok());
+        assert!(streams.open("pos").is_ok());
     }
 
     #[test]

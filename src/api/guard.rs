@@ -7,7 +7,9 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::backoff::{Verdict, PER_CONNECTION};
 use super::clients::Client;
+use super::connections::ConnectionHandle;
 use super::error::ApiError;
 use super::AppState;
 
@@ -27,15 +29,9 @@ pub async fn host_and_headers(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let host_ok = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|host| state.hosts.iter().any(|own| own.eq_ignore_ascii_case(host)));
-    let mut response = if host_ok {
-        next.run(request).await
-    } else {
-        ApiError::HOST.into_response()
+    let mut response = match addressed_to_us(&state, &request) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => refusal.into_response(),
     };
     response
         .headers_mut()
@@ -46,6 +42,43 @@ pub async fn host_and_headers(
     );
     state.metrics.request(&route, response.status().as_u16());
     response
+}
+
+/// Whether the request is unambiguously meant for this agent. Several `Host` headers are a
+/// malformed request (RFC 9112 §3.2: `400`), and so is an absolute-form target naming
+/// another host (`GET http://elsewhere/v1/status`: a proxy's request, never a browser's to
+/// us); a Host that is not ours is DNS rebinding (`403`); several `Origin` headers leave
+/// no origin to check (`403`).
+fn addressed_to_us(state: &AppState, request: &Request) -> Result<(), ApiError> {
+    let own = |name: &str| {
+        state
+            .hosts
+            .iter()
+            .any(|host| host.eq_ignore_ascii_case(name))
+    };
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(ApiError::HOST_REPEATED);
+    }
+    if let Some(authority) = request.uri().authority() {
+        if !own(authority.as_str()) {
+            return Err(ApiError::AUTHORITY);
+        }
+    }
+    if !host.and_then(|h| h.to_str().ok()).is_some_and(own) {
+        return Err(ApiError::HOST);
+    }
+    if request
+        .headers()
+        .get_all(header::ORIGIN)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(ApiError::ORIGIN);
+    }
+    Ok(())
 }
 
 /// For `/v1`: preflights for configured origins only; then the bearer token (or, for the
@@ -59,29 +92,56 @@ pub async fn caller(State(state): State<AppState>, mut request: Request, next: N
             _ => ApiError::ORIGIN.into_response(),
         };
     }
-    let client = if request.uri().path() == "/v1/events" {
+    let connection = request
+        .extensions()
+        .get::<ConnectionHandle>()
+        .map(|handle| handle.0.clone());
+    // A connection that failed too often is done: a guesser needs a new one every few tries.
+    if connection
+        .as_ref()
+        .is_some_and(|c| c.failed_authentications() >= PER_CONNECTION)
+    {
+        state.metrics.api_auth_failed(true);
+        return closing(ApiError::AUTH_BACKOFF);
+    }
+    let authenticated = if request.uri().path() == "/v1/events" {
         let ticket = request
             .uri()
             .query()
             .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("ticket=")))
             .unwrap_or_default()
             .to_owned();
-        match state.tickets.redeem(&ticket) {
-            Some(client) => client,
-            None => return ApiError::TICKET.into_response(),
-        }
+        state
+            .tickets
+            .redeem(&ticket)
+            .ok_or(("unknown ticket", ApiError::TICKET))
     } else {
-        let token = request
+        match request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        match state.clients.authenticate(token) {
-            Some(client) => client,
-            None => return ApiError::UNAUTHORIZED.into_response(),
+        {
+            Some(token) => state
+                .clients
+                .authenticate(token)
+                .ok_or(("wrong token", ApiError::UNAUTHORIZED)),
+            None => Err(("missing token", ApiError::UNAUTHORIZED)),
         }
     };
+    let client = match authenticated {
+        Ok(client) => client,
+        Err((what, refusal)) => {
+            let route = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", |p| p.as_str());
+            return authentication_failed(&state, connection.as_deref(), what, route, refusal);
+        }
+    };
+    if let Some(connection) = &connection {
+        connection.mark_authenticated();
+    }
     if let Some(origin) = &origin {
         if !client.allows_origin(origin) {
             tracing::warn!(client = %client.name, "request from an origin not configured for the client");
@@ -123,6 +183,35 @@ pub async fn caller(State(state): State<AppState>, mut request: Request, next: N
     if let Some(origin) = origin {
         add_cors(response.headers_mut(), &origin);
     }
+    response
+}
+
+/// Counts a failed authentication and answers it: `401`, or `429` once the agent's failure
+/// budget is spent; the connection's last allowed failure is answered `429` and closes it.
+fn authentication_failed(
+    state: &AppState,
+    connection: Option<&super::connections::Connection>,
+    what: &'static str,
+    route: &str,
+    refusal: ApiError,
+) -> Response {
+    let verdict = state.auth_failures.failed(what, route);
+    let connection_done = connection.is_some_and(|c| c.authentication_failed() >= PER_CONNECTION);
+    let throttled = connection_done || verdict == Verdict::Throttled;
+    state.metrics.api_auth_failed(throttled);
+    match (throttled, connection_done) {
+        (_, true) => closing(ApiError::AUTH_BACKOFF),
+        (true, false) => ApiError::AUTH_BACKOFF.into_response(),
+        (false, false) => refusal.into_response(),
+    }
+}
+
+/// `refusal`, and the connection closed after it.
+fn closing(refusal: ApiError) -> Response {
+    let mut response = refusal.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

@@ -5,7 +5,9 @@
 //! on every request that carries one, `Cache-Control: no-store` everywhere. Knows nothing
 //! of PC/SC or APDUs: it talks to the session [`Engine`]. The only module naming `axum`.
 
+mod backoff;
 mod clients;
+mod connections;
 mod counter;
 mod error;
 mod events;
@@ -14,17 +16,18 @@ pub mod kiosk;
 mod openapi;
 mod pages;
 mod routes;
+mod server;
 pub mod views;
 
-use std::future::{Future, IntoFuture};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::Router;
 
 pub use clients::{Client, Clients, Scope};
+pub use connections::Deadlines;
 pub use error::ApiError;
+pub use server::{bind, serve, serve_with, ServeLimits};
 pub use views::{AdviceBody, InsertBody, OutcomeBody, RemoveBody};
 
 use crate::metrics::Metrics;
@@ -40,6 +43,10 @@ pub struct AppState {
     /// The simulated readers' controls (`/v1/simulator/*`), in simulation only.
     pub simulator: Option<Arc<SimulatedReaders>>,
     tickets: Arc<events::Tickets>,
+    /// Open event streams, capped per client and in all.
+    streams: Arc<events::Streams>,
+    /// The agent-wide budget of failed authentications.
+    auth_failures: Arc<backoff::AuthFailures>,
     /// The Host values that name this agent ("127.0.0.1:8099", "localhost:8099", ...).
     hosts: Arc<Vec<String>>,
 }
@@ -57,8 +64,24 @@ impl AppState {
             metrics,
             simulator: None,
             tickets: Arc::new(events::Tickets::default()),
+            streams: Arc::new(events::Streams::default()),
+            auth_failures: Arc::new(backoff::AuthFailures::default()),
             hosts: Arc::new(hosts),
         }
+    }
+
+    /// Other caps on event streams than [`events::STREAMS_PER_CLIENT`] and
+    /// [`events::STREAMS_IN_ALL`].
+    pub fn with_stream_caps(mut self, per_client: usize, in_all: usize) -> Self {
+        self.streams = Arc::new(events::Streams::with_caps(per_client, in_all));
+        self
+    }
+
+    /// Another failure budget than [`backoff::BURST`] failures with [`backoff::PER_SECOND`]
+    /// more a second (fuzzing and load tests fail on purpose, faster than any client).
+    pub fn with_failure_budget(mut self, burst: f64, per_second: f64) -> Self {
+        self.auth_failures = Arc::new(backoff::AuthFailures::new(burst, per_second));
+        self
     }
 
     /// The metrics in Prometheus text: what was counted, and the engine's state now.
@@ -86,7 +109,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{session}/advice", post(routes::advice))
         .route("/v1/sessions/{session}/outcome", post(routes::outcome))
         .route("/v1/events/ticket", post(events::ticket))
-        .route("/v1/events", get(events::stream));
+        .route("/v1/events", get(events::stream))
+        // Prometheus' scrape, with a token of the `metrics` scope: its counters show each
+        // citizen's outcome as it happens.
+        .route("/metrics", get(routes::metrics));
     if state.simulator.is_some() {
         v1 = v1
             .route("/v1/simulator/cards", get(routes::simulator_cards))
@@ -103,7 +129,6 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(routes::metrics))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/kiosk", get(kiosk::redirect))
         .route("/kiosk/", get(kiosk::page))
@@ -122,35 +147,4 @@ pub fn router(state: AppState) -> Router {
             guard::host_and_headers,
         ))
         .with_state(state)
-}
-
-/// How long requests in flight may take to finish once shutdown has begun. An event
-/// stream never finishes by itself: without this bound, the open stream every POS holds
-/// would keep `systemctl stop` (and so every package upgrade) waiting until systemd's stop
-/// timeout kills the agent. Clients see their stream end and subscribe again.
-const DRAIN: Duration = Duration::from_secs(2);
-
-/// Serves the API on `listener` until `shutdown` completes (systemd may pass the listener),
-/// then lets requests in flight finish for at most [`DRAIN`].
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (began, mut beginning) = tokio::sync::watch::channel(false);
-    let signal = async move {
-        shutdown.await;
-        let _ = began.send(true);
-    };
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(signal);
-    let drained = async move {
-        if beginning.wait_for(|began| *began).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(DRAIN).await;
-    };
-    tokio::select! {
-        served = server.into_future() => served,
-        () = drained => Ok(()),
-    }
 }

@@ -175,21 +175,21 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Operation> {
             method: "post",
             path: "/v1/events/ticket",
             id: "createEventTicket",
-            summary: "A single-use ticket, valid 30 s, to open the event stream (EventSource cannot send a token).",
+            summary: "A single-use ticket, valid 30 s, to open the event stream (EventSource cannot send a token); refused while the client (429) or the agent (503) has as many streams open as it may.",
             access: Access::Scope("advice"),
             request: None,
             success: (200, "application/json", Some(schema::<TicketView>(g))),
-            errors: &[],
+            errors: &["503"],
         },
         Operation {
             method: "get",
             path: "/v1/events",
             id: "streamEvents",
-            summary: "Server-Sent Events: a snapshot first, then every event with its id; each event's data is one of StreamEvent.",
+            summary: "Server-Sent Events: a snapshot first, then every event with its id; each event's data is one of StreamEvent. At most 16 streams per client (429) and 256 in all (503).",
             access: Access::Ticket,
             request: None,
             success: (200, "text/event-stream", Some(schema::<StreamEvent>(g))),
-            errors: &[],
+            errors: &["503"],
         },
         Operation {
             method: "get",
@@ -235,8 +235,8 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Operation> {
             method: "get",
             path: "/metrics",
             id: "metrics",
-            summary: "Prometheus text: counters, no personal data in any label.",
-            access: Access::Open,
+            summary: "Prometheus text: counters, no personal data in any label (scope metrics: the counters show outcomes as they happen).",
+            access: Access::Scope("metrics"),
             request: None,
             success: (200, "text/plain", Some(json!({"type": "string"}))),
             errors: &[],
@@ -271,13 +271,14 @@ fn operation(op: &Operation, error_schema: &Value) -> Value {
     }
     let mut responses = Map::new();
     responses.insert(status.to_string(), success);
-    // Every request: the Host (403); every authenticated one: token or ticket (401), scope
-    // and origin (403), the client's rate (429).
-    let mut statuses: Vec<&str> = vec!["403"];
+    // Every request: several Host headers or a foreign absolute-form target (400), the Host
+    // and several Origins (403), every connection busy (503); every authenticated one: token
+    // or ticket (401), scope and origin (403), the client's rate and failed authentications
+    // (429).
+    let mut statuses: Vec<&str> = vec!["400", "403", "503"];
     match op.access {
         Access::Open => {}
-        Access::Scope(_) => statuses.extend(["401", "429"]),
-        Access::Ticket => statuses.push("401"),
+        Access::Scope(_) | Access::Ticket => statuses.extend(["401", "429"]),
     }
     statuses.extend(op.errors);
     statuses.push("405");
@@ -341,13 +342,22 @@ mod tests {
     #[test]
     fn every_error_code_has_a_documented_status_on_some_operation() {
         let document = build();
-        let text = document.to_string();
+        let operations: Vec<&Value> = document["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|path| path.as_object().unwrap().values())
+            .collect();
         for error in ApiError::ALL {
+            let documented = operations.iter().any(|op| {
+                op["responses"][error.status.as_str()]["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(error.code))
+            });
             assert!(
-                text.contains(error.code),
+                documented,
                 "{} ({}) is not documented",
-                error.code,
-                error.status
+                error.code, error.status
             );
         }
         let ids: Vec<&str> = document["paths"]

@@ -226,14 +226,20 @@ pub async fn outcome(
     Ok(Json(OutcomeView::new(id, &recorded)))
 }
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
+/// `GET /metrics`, for a client with the `metrics` scope (Prometheus' bearer token): the
+/// outcome counters move as each citizen is served, so no other local process may read them.
+pub async fn metrics(
+    State(state): State<AppState>,
+    Extension(Caller(client)): Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
+    require(&client, Scope::Metrics)?;
+    Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
         state.metrics_text(),
-    )
+    ))
 }
 
 /// The simulated readers' controls; not found unless the agent runs simulated.

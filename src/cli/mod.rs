@@ -14,6 +14,7 @@ mod advice;
 mod audit_seal_init;
 mod audit_verify;
 mod config_check;
+mod demo_folder;
 mod diagnose;
 mod exit;
 mod generate;

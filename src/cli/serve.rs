@@ -27,7 +27,8 @@ pub struct ServeArgs {
     /// Loopback address to listen on (overrides [api] listen; default 127.0.0.1:8099).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// Where state lives (RRN key cache; the demo token with --simulate).
+    /// Where state lives (audit log, RRN key cache; the demo token with --simulate, by
+    /// default in a private folder of the user's own: docs/local-api.md).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// With --simulate: answer as slowly as real cards on a T=0 wire.
@@ -71,8 +72,17 @@ struct Configured {
     textfile: Option<crate::metrics::textfile::TextfileSettings>,
 }
 
+/// Runtime threads: enough for a counter's load on any PC, and bounded so the unit's
+/// `TasksMax=` holds (a few more threads are the reader watcher, card I/O and the engine).
+const WORKER_THREADS: usize = 4;
+const BLOCKING_THREADS: usize = 32;
+
 pub fn run(args: &ServeArgs) -> Result<(), Failure> {
+    let workers = std::thread::available_parallelism()
+        .map_or(WORKER_THREADS, |n| n.get().min(WORKER_THREADS));
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .max_blocking_threads(BLOCKING_THREADS)
         .enable_all()
         .build()
         .map_err(|e| Failure::Other(format!("cannot start the async runtime: {e}")))?;
@@ -80,16 +90,15 @@ pub fn run(args: &ServeArgs) -> Result<(), Failure> {
 }
 
 async fn serve(args: &ServeArgs) -> Result<(), Failure> {
+    raise_descriptor_limit();
     // At once: SIGHUP's default action would end the agent.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| Failure::Other(format!("cannot handle SIGHUP: {e}")))?;
-    let state_dir = args.state_dir.clone().unwrap_or_else(|| {
-        if args.simulate {
-            std::env::temp_dir().join("beid-agent-demo")
-        } else {
-            PathBuf::from("/var/lib/beid-agent")
-        }
-    });
+    let state_dir = match (&args.state_dir, args.simulate) {
+        (Some(dir), _) => dir.clone(),
+        (None, true) => demo_state_dir()?,
+        (None, false) => PathBuf::from("/var/lib/beid-agent"),
+    };
     std::fs::create_dir_all(&state_dir)
         .map_err(|e| Failure::Other(format!("cannot create {}: {e}", state_dir.display())))?;
     let listen_hint = args.listen;
@@ -113,8 +122,7 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
             agent.listen
         )));
     }
-    let listener = tokio::net::TcpListener::bind(agent.listen)
-        .await
+    let listener = api::bind(agent.listen)
         .map_err(|e| Failure::Other(format!("cannot listen on {}: {e}", agent.listen)))?;
     let port = listener
         .local_addr()
@@ -123,7 +131,7 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
     let mut clients = agent.clients;
     // Printed once everything runs: whoever waits for it may use the agent at once.
     let banner = if args.simulate {
-        let token = demo_token(&state_dir)?;
+        let (token, token_file) = demo_token(&state_dir)?;
         let mut origins = vec![
             format!("http://127.0.0.1:{port}"),
             format!("http://localhost:{port}"),
@@ -136,15 +144,20 @@ async fn serve(args: &ServeArgs) -> Result<(), Failure> {
         clients.push(Client::new(
             "demo",
             &token,
-            vec![Scope::Advice, Scope::Identity, Scope::NationalNumber],
+            vec![
+                Scope::Advice,
+                Scope::Identity,
+                Scope::NationalNumber,
+                Scope::Metrics,
+            ],
             origins,
         ));
         format!(
             "beid-agent (simulation) serving on http://127.0.0.1:{port}\n  \
              kiosk page:  http://127.0.0.1:{port}/kiosk/#token={token}\n  \
              counter page: http://127.0.0.1:{port}/counter/#token={token}\n  \
-             demo token:  {} (scopes advice, identity, national-number)",
-            state_dir.join("demo-token").display()
+             demo token:  {} (scopes advice, identity, national-number, metrics)",
+            token_file.display()
         )
     } else {
         format!("beid-agent serving on http://127.0.0.1:{port}")
@@ -281,22 +294,50 @@ fn open_audit(state_dir: &Path) -> Result<Arc<crate::audit::AuditLog>, Failure> 
         })
 }
 
-/// A fresh random demo token, written for the newcomer (mode 0600).
-fn demo_token(state_dir: &Path) -> Result<String, Failure> {
+/// A fresh random demo token, written for the newcomer (mode 0600, never through a
+/// symbolic link); the token and its file.
+fn demo_token(state_dir: &Path) -> Result<(String, PathBuf), Failure> {
     let token = format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    let path = state_dir.join("demo-token");
-    std::fs::write(&path, format!("{token}\n"))
-        .map_err(|e| Failure::Other(format!("cannot write {}: {e}", path.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    let file =
+        super::demo_folder::write_private_file(state_dir, "demo-token", &format!("{token}\n"))
+            .map_err(|e| {
+                Failure::Other(format!(
+                    "cannot write the demo token in {}: {e}",
+                    state_dir.display()
+                ))
+            })?;
+    Ok((token, file))
+}
+
+/// The demo's state directory when none is given: the user's own private folder.
+fn demo_state_dir() -> Result<PathBuf, Failure> {
+    let folder = super::demo_folder::demo_folder()
+        .map_err(|e| Failure::Other(format!("cannot create a private demo folder: {e}")))?;
+    if let Some(reason) = &folder.refused {
+        tracing::warn!(
+            folder = %folder.path.display(),
+            "the usual demo folder is not safe to use ({reason}): using a fresh private folder instead"
+        );
     }
-    Ok(token)
+    Ok(folder.path)
+}
+
+/// Raises the soft limit on open files to the hard one (systemd's `LimitNOFILE=`, or 1024
+/// soft under a 512Ki hard limit without it): the API's connection budget is taken from it,
+/// with room kept for card I/O and the audit log (`api::ServeLimits`).
+fn raise_descriptor_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(error) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!(%error, "the open-file limit stays as it was");
+        }
+    }
 }
 
 async fn shutdown_signal() {

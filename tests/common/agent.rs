@@ -86,6 +86,44 @@ impl Counter {
     }
 }
 
+/// How to start the agent: another binary (the same command of an older build, for a
+/// comparison), a limit on open files (systemd's default soft limit is 1024).
+#[derive(Debug, Default, Clone)]
+pub struct Launch {
+    pub binary: Option<std::path::PathBuf>,
+    pub open_files: Option<u64>,
+    /// Log at info, as the unit does (tests trace by default, to check what is logged).
+    pub info_logging: bool,
+}
+
+impl Launch {
+    fn command(&self, pcscd: &Pcscd) -> std::process::Command {
+        let configured = pcscd.agent();
+        let binary = self
+            .binary
+            .clone()
+            .unwrap_or_else(|| configured.get_program().into());
+        let mut command = match self.open_files {
+            Some(limit) => {
+                let mut limited = std::process::Command::new("prlimit");
+                limited
+                    .arg(format!("--nofile={limit}:{limit}"))
+                    .arg("--")
+                    .arg(binary);
+                limited
+            }
+            None => std::process::Command::new(binary),
+        };
+        for (key, value) in configured.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        command
+    }
+}
+
 /// A running `serve`; killed when dropped.
 pub struct ServedAgent {
     child: Child,
@@ -125,6 +163,29 @@ impl ServedAgent {
             super::free_port(),
             extra,
             None,
+            &Launch::default(),
+        )
+    }
+
+    /// As [`ServedAgent::start_trusting`], started as `launch` says.
+    pub fn start_launched(
+        pcscd: &Pcscd,
+        upstream_url: &str,
+        pki: &Pki,
+        more_roots: &[&str],
+        extra: &str,
+        launch: &Launch,
+    ) -> Self {
+        let port = super::free_port();
+        Self::start_with(
+            pcscd,
+            upstream_url,
+            pki,
+            more_roots,
+            port,
+            extra,
+            None,
+            launch,
         )
     }
 
@@ -138,7 +199,16 @@ impl ServedAgent {
         port: u16,
         extra: &str,
     ) -> Self {
-        Self::start_with(pcscd, upstream_url, pki, more_roots, port, extra, None)
+        Self::start_with(
+            pcscd,
+            upstream_url,
+            pki,
+            more_roots,
+            port,
+            extra,
+            None,
+            &Launch::default(),
+        )
     }
 
     /// As [`ServedAgent::start`], as a kiosk: a `config.d/` drop-in sets the device's
@@ -146,9 +216,19 @@ impl ServedAgent {
     pub fn start_kiosk(pcscd: &Pcscd, upstream_url: &str, pki: &Pki, extra: &str) -> Self {
         let drop_in = "[device]\nchannel = \"kiosk\"\n";
         let port = super::free_port();
-        Self::start_with(pcscd, upstream_url, pki, &[], port, extra, Some(drop_in))
+        Self::start_with(
+            pcscd,
+            upstream_url,
+            pki,
+            &[],
+            port,
+            extra,
+            Some(drop_in),
+            &Launch::default(),
+        )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start_with(
         pcscd: &Pcscd,
         upstream_url: &str,
@@ -157,6 +237,7 @@ impl ServedAgent {
         port: u16,
         extra: &str,
         drop_in: Option<&str>,
+        launch: &Launch,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         if let Some(drop_in) = drop_in {
@@ -186,16 +267,26 @@ impl ServedAgent {
             ),
         )
         .unwrap();
-        Self::serve(pcscd, dir, port)
+        Self::serve_launched(pcscd, dir, port, launch)
     }
 
     /// Serves `dir/config.toml` (which listens on `port`) on `pcscd`, state in `dir/state`.
     pub fn serve(pcscd: &Pcscd, dir: tempfile::TempDir, port: u16) -> Self {
+        Self::serve_launched(pcscd, dir, port, &Launch::default())
+    }
+
+    /// As [`ServedAgent::serve`], started as `launch` says.
+    fn serve_launched(pcscd: &Pcscd, dir: tempfile::TempDir, port: u16, launch: &Launch) -> Self {
         // Trace level, JSON: what the agent logs is checked for personal data.
         let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-        let mut child = pcscd
-            .agent()
-            .args(["-vv", "--log-format", "json", "serve", "--config"])
+        let mut child = launch
+            .command(pcscd)
+            .args(if launch.info_logging {
+                &["--log-format", "json"][..]
+            } else {
+                &["-vv", "--log-format", "json"][..]
+            })
+            .args(["serve", "--config"])
             .arg(dir.path().join("config.toml"))
             .arg("--state-dir")
             .arg(dir.path().join("state"))
@@ -220,7 +311,7 @@ impl ServedAgent {
         agent
     }
 
-    /// The agent's process id.
+    /// The agent's process id (prlimit execs it, so the child is the agent).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

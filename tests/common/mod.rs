@@ -17,6 +17,7 @@ pub mod kiosk;
 pub mod load;
 pub mod nspawn;
 pub mod package;
+pub mod raw;
 pub mod simulated;
 pub mod upstream;
 

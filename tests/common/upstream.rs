@@ -223,6 +223,8 @@ pub enum Protocol {
 pub enum Reply {
     /// 200 with this decision, the request's own requestId, a reasonCode and a validUntil.
     Decide(&'static str),
+    /// As `Decide`, with this reasonCode (untrusted text the agent must clean).
+    DecideWithReason(&'static str, &'static str),
     /// 200 with a contract-shaped body whose requestId is another one.
     WrongRequestId,
     /// This status (and Retry-After, if given), empty body.
@@ -441,6 +443,11 @@ async fn answer(
             "reasonCode": "TEST-1",
             "validUntil": "2026-12-31",
             "basis": "entitlement_rule",
+        })),
+        Reply::DecideWithReason(decision, reason) => json(serde_json::json!({
+            "requestId": request_id,
+            "decision": decision,
+            "reasonCode": reason,
         })),
         Reply::WrongRequestId => json(serde_json::json!({
             "requestId": uuid::Uuid::new_v4().to_string(),

@@ -2,15 +2,20 @@
 //! request with `Cache-Control: no-store`, never a 5xx, refuses a foreign Host, a missing
 //! token, a foreign Origin, a wrong media type, a big or malformed body with the documented
 //! status and a JSON error code, and accepts what the body types accept. Every body the
-//! body types accept serialises back to the same value.
+//! body types accept serialises back to the same value. A request naming the agent
+//! ambiguously is refused: several `Host` headers or an absolute-form target naming another
+//! host (400), several `Origin` headers (403). A failed authentication is answered 401 or,
+//! past the agent's failure budget, 429; a valid token is never refused for others' failures.
 //!
 //! A request is built from bytes by [`decode`] (fuzz target, regressions) or generated
 //! directly (proptest); [`Harness`] sends it to the router in-process, as a one-shot tower
 //! service call, and [`check`] judges the answer. Clients see only what their scopes allow.
 //!
 //! Input: method, target, Host, Authorization, Origin and Content-Type choices (a byte each;
-//! `FF` takes free bytes, length-prefixed, after the choices; `FE` leaves the header out),
-//! a flag byte (bit 0: pad the body past the 4 KiB limit), then the body.
+//! `FF` takes free bytes, length-prefixed, after the choices; `FE` leaves the header out;
+//! a Host choice from `80` to `FD` sends two Host headers, an odd Origin choice from `81` to
+//! `FD` two Origin headers), a flag byte (bit 0: pad the body past the 4 KiB limit), then
+//! the body. Targets include absolute-form ones, naming the agent or another host.
 //!
 //! Shared by `fuzz/fuzz_targets/api_bodies.rs` and `tests/fuzz_regressions.rs`.
 
@@ -34,7 +39,12 @@ pub fn clients() -> Clients {
         Client::new(
             "full",
             FULL,
-            vec![Scope::Advice, Scope::Identity, Scope::NationalNumber],
+            vec![
+                Scope::Advice,
+                Scope::Identity,
+                Scope::NationalNumber,
+                Scope::Metrics,
+            ],
             vec![POS_ORIGIN.into()],
         ),
         Client::new("advice", ADVICE_ONLY, vec![Scope::Advice], vec![]),
@@ -68,6 +78,11 @@ pub struct Request {
 }
 
 impl Request {
+    /// How many headers of this name the request has.
+    pub fn header_count(&self, name: &str) -> usize {
+        self.headers.iter().filter(|(n, _)| n == name).count()
+    }
+
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
@@ -117,8 +132,9 @@ impl Response {
 
 pub const METHODS: [&str; 6] = ["GET", "POST", "OPTIONS", "PUT", "DELETE", "HEAD"];
 
-/// Request targets; `{s}` is the current session, `{t}` the last ticket.
-pub const TARGETS: [&str; 17] = [
+/// Request targets; `{s}` is the current session, `{t}` the last ticket, `{p}` the agent's
+/// port.
+pub const TARGETS: [&str; 21] = [
     "/v1/status",
     "/v1/readers",
     "/v1/sessions/{s}",
@@ -136,12 +152,17 @@ pub const TARGETS: [&str; 17] = [
     "/kiosk/",
     "/kiosk",
     "/v1/nothing",
+    "http://127.0.0.1:{p}/v1/status",
+    "http://LOCALHOST:{p}/v1/readers",
+    "http://evil.example/v1/status",
+    "http://127.0.0.1.evil.example:{p}/healthz",
 ];
 
 pub fn target(choice: usize, context: &Context) -> String {
     TARGETS[choice % TARGETS.len()]
         .replace("{s}", context.session.as_deref().unwrap_or(NO_SESSION))
         .replace("{t}", context.ticket.as_deref().unwrap_or("none"))
+        .replace("{p}", &context.port.to_string())
 }
 
 pub fn hosts(context: &Context) -> Vec<String> {
@@ -203,6 +224,13 @@ pub fn decode(data: &[u8], context: &Context) -> Request {
     match usize::from(host_choice) {
         0xFF => headers.push(("host".to_owned(), input.bytes())),
         0xFE => {}
+        choice @ 0x80.. => {
+            headers.push(("host".into(), hosts[choice % hosts.len()].clone().into()));
+            headers.push((
+                "host".into(),
+                hosts[(choice / 8) % hosts.len()].clone().into(),
+            ));
+        }
         choice => headers.push(("host".into(), hosts[choice % hosts.len()].clone().into())),
     }
     match usize::from(authorization_choice) {
@@ -216,10 +244,18 @@ pub fn decode(data: &[u8], context: &Context) -> Request {
     match usize::from(origin_choice) {
         0xFF => headers.push(("origin".into(), input.bytes())),
         choice if choice % 2 == 0 => {}
-        choice => headers.push((
-            "origin".into(),
-            ORIGINS[(choice / 2) % ORIGINS.len()].into(),
-        )),
+        choice => {
+            headers.push((
+                "origin".into(),
+                ORIGINS[(choice / 2) % ORIGINS.len()].into(),
+            ));
+            if choice >= 0x81 {
+                headers.push((
+                    "origin".into(),
+                    ORIGINS[(choice / 8) % ORIGINS.len()].into(),
+                ));
+            }
+        }
     }
     match usize::from(content_type_choice) {
         0xFF => headers.push(("content-type".into(), input.bytes())),
@@ -273,7 +309,7 @@ fn v1_route(path: &str) -> Option<&'static str> {
     let segments: Vec<&str> = path.split('/').collect();
     match segments.as_slice() {
         ["", "v1", "status"] | ["", "v1", "readers"] | ["", "v1", "events"] => Some("GET"),
-        ["", "v1", "simulator", "cards"] => Some("GET"),
+        ["", "v1", "simulator", "cards"] | ["", "metrics"] => Some("GET"),
         ["", "v1", "sessions", id] if !id.is_empty() => Some("GET"),
         ["", "v1", "sessions", id, "advice"] if !id.is_empty() => Some("POST"),
         ["", "v1", "events", "ticket"] => Some("POST"),
@@ -286,7 +322,6 @@ fn other_route(path: &str) -> Option<&'static str> {
     matches!(
         path,
         "/healthz"
-            | "/metrics"
             | "/v1/openapi.json"
             | "/kiosk"
             | "/kiosk/"
@@ -303,9 +338,11 @@ fn code_is(code: &Option<String>, head: bool, want: &str) -> bool {
 fn client_of(request: &Request) -> Option<(&'static str, &'static [&'static str], bool)> {
     // (token, scopes, has the POS origin)
     match request.header_text("authorization")? {
-        "Bearer fuzz-full-token-0123456789-0123456789-0123" => {
-            Some((FULL, &["advice", "identity", "national-number"], true))
-        }
+        "Bearer fuzz-full-token-0123456789-0123456789-0123" => Some((
+            FULL,
+            &["advice", "identity", "national-number", "metrics"],
+            true,
+        )),
         "Bearer fuzz-advice-token-0123456789-0123456789-01" => {
             Some((ADVICE_ONLY, &["advice"], false))
         }
@@ -313,6 +350,16 @@ fn client_of(request: &Request) -> Option<(&'static str, &'static [&'static str]
             Some((IDENTITY_ONLY, &["identity"], false))
         }
         _ => None,
+    }
+}
+
+/// A failed authentication: `401` with `code`, or `429` once the agent's failure budget is
+/// spent.
+fn refused_authentication(status: u16, code: &Option<String>, head: bool, want: &str, what: &str) {
+    match status {
+        401 => assert!(code_is(code, head, want), "{what}"),
+        429 => assert!(code_is(code, head, "authentication_backoff"), "{what}"),
+        _ => panic!("unauthenticated, answered {status}: {what}"),
     }
 }
 
@@ -362,17 +409,39 @@ pub fn check(request: &Request, context: &Context, response: &Response) {
         assert!(head || code.is_some(), "error without a code: {}", what());
     }
 
-    let host_ok = request.header_text("host").is_some_and(|host| {
+    let own = |name: &str| {
         hosts(context)[..3]
             .iter()
-            .any(|own| own.eq_ignore_ascii_case(host))
-    });
+            .any(|own| own.eq_ignore_ascii_case(name))
+    };
+    if request.header_count("host") > 1 {
+        assert_eq!(status, 400, "several Hosts served: {}", what());
+        assert!(code_is(&code, head, "host_repeated"), "{}", what());
+        return;
+    }
+    let authority = request
+        .target
+        .parse::<axum::http::Uri>()
+        .ok()
+        .and_then(|uri| uri.authority().map(|a| a.as_str().to_owned()));
+    if authority.as_deref().is_some_and(|a| !own(a)) {
+        assert_eq!(status, 400, "another host's target served: {}", what());
+        assert!(code_is(&code, head, "authority_not_allowed"), "{}", what());
+        return;
+    }
+    let host_ok = request.header_text("host").is_some_and(own);
     if !host_ok {
         assert_eq!(status, 403, "foreign Host served: {}", what());
         assert!(code_is(&code, head, "host_not_allowed"), "{}", what());
         return;
     }
     assert_ne!(code.as_deref(), Some("host_not_allowed"), "{}", what());
+    if request.header_count("origin") > 1 {
+        assert_eq!(status, 403, "several Origins served: {}", what());
+        assert!(code_is(&code, head, "origin_not_allowed"), "{}", what());
+        assert!(response.header("access-control-allow-origin").is_none());
+        return;
+    }
 
     let path = request.path();
     let path = path.as_str();
@@ -419,8 +488,7 @@ pub fn check(request: &Request, context: &Context, response: &Response) {
             .as_deref()
             .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("ticket=")));
         if ticket.is_none() || ticket != context.ticket.as_deref() {
-            assert_eq!(status, 401, "{}", what());
-            assert!(code_is(&code, head, "ticket_invalid"), "{}", what());
+            refused_authentication(status, &code, head, "ticket_invalid", &what());
             return;
         }
         // A ticket is bought with the advice scope by the full or advice client.
@@ -436,9 +504,10 @@ pub fn check(request: &Request, context: &Context, response: &Response) {
     } else {
         match client_of(request) {
             None => {
-                assert_eq!(status, 401, "unauthenticated: {}", what());
-                assert!(code_is(&code, head, "unauthorized"), "{}", what());
-                assert_eq!(response.header("www-authenticate"), Some("Bearer"));
+                refused_authentication(status, &code, head, "unauthorized", &what());
+                if status == 401 {
+                    assert_eq!(response.header("www-authenticate"), Some("Bearer"));
+                }
                 return;
             }
             Some((_, scopes, has_origin)) => (has_origin, scopes),
@@ -451,13 +520,37 @@ pub fn check(request: &Request, context: &Context, response: &Response) {
     }
     assert_ne!(code.as_deref(), Some("unauthorized"), "{}", what());
     assert_ne!(code.as_deref(), Some("rate_limited"), "{}", what());
+    // Others' failed authentications never lock a valid token out.
+    assert_ne!(
+        code.as_deref(),
+        Some("authentication_backoff"),
+        "{}",
+        what()
+    );
     if method != route_method && !(method == "HEAD" && route_method == "GET") {
         assert_eq!(status, 405, "{}", what());
         return;
     }
-    if !scopes.contains(&"advice") {
+    let scope = if path == "/metrics" {
+        "metrics"
+    } else {
+        "advice"
+    };
+    if !scopes.contains(&scope) {
         assert_eq!(status, 403, "{}", what());
         assert!(code_is(&code, head, "scope_missing"), "{}", what());
+        return;
+    }
+    if path == "/metrics" {
+        if status == 200 && method == "GET" {
+            assert!(
+                response
+                    .header("content-type")
+                    .is_some_and(|t| t.starts_with("text/plain")),
+                "{}",
+                what()
+            );
+        }
         return;
     }
     if route_method != "POST" || path == "/v1/events/ticket" {

@@ -8,8 +8,9 @@
 //! - `config.toml`: the configuration, with any inline secret and PEM block removed (secrets
 //!   belong in files, which are never copied);
 //! - `service.txt`: systemd's view of the unit, when systemd runs;
-//! - `logs.txt`: the last lines of the agent's journal (or of `--log-file`), with every run of
-//!   11 digits removed in case a national number ever got there;
+//! - `logs.txt`: the last lines of the agent's journal (or of `--log-file`), with anything
+//!   shaped like a national number removed (any separators, full-width digits, hex) in case
+//!   one ever got there;
 //! - `pcscd.txt`: the last lines of pcscd's own journal, scrubbed the same way: where pcscd
 //!   says it refused a client (a polkit refusal names the process and the user), which the
 //!   agent only sees as "access refused".
@@ -113,7 +114,7 @@ fn readme() -> String {
      versions.txt                  agent, pcscd, OS, kernel, Chromium\n\
      config.toml                   the configuration, inline secrets removed\n\
      service.txt                   systemd's view of beid-agent.service\n\
-     logs.txt                      the agent's recent log, runs of 11 digits removed\n\
+     logs.txt                      the agent's recent log, national numbers removed\n\
      pcscd.txt                     pcscd's recent journal (polkit refusals show here), scrubbed alike\n\
      \n\
      Left out on purpose: the audit log (pseudonyms of citizens), the audit secret, the RRN key\n\
@@ -258,33 +259,45 @@ fn first_lines_of(command: &mut Command, lines: usize) -> Option<String> {
     Some(kept)
 }
 
-/// Replaces every run of digits, dots and dashes holding exactly 11 digits (a national number,
-/// bare or written `YY.MM.DD-NNN.CC`) with `<removed>`. Runs right after a `:` are the seconds
-/// of a timestamp and are kept.
+/// The log with everything shaped like a national number replaced, in every spelling
+/// [`beid_core::text::redact_national_numbers`] knows: bare or with any separators
+/// (`85.61.30-033.18`, `85 61 30 033 18`), in full-width or other digits, in hexadecimal
+/// ASCII. Timestamps keep milliseconds at most first: `10:15:00.123456789` is a run of 15
+/// digits, which would otherwise go whole; cut to `10:15:00.123` it cannot hold 11 digits.
 pub fn scrub(text: &str) -> String {
+    beid_core::text::redact_national_numbers(&to_milliseconds(text))
+}
+
+/// `HH:MM:SS.fffffffff` cut to `HH:MM:SS.fff` wherever it appears.
+fn to_milliseconds(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut index = 0;
     while index < chars.len() {
-        if !chars[index].is_ascii_digit() {
-            out.push(chars[index]);
-            index += 1;
+        out.push(chars[index]);
+        if chars[index] == '.' && is_clock(&chars[..index]) {
+            let digits = chars[index + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            out.extend(&chars[index + 1..index + 1 + digits.min(3)]);
+            index += 1 + digits;
             continue;
         }
-        let start = index;
-        while index < chars.len() && matches!(chars[index], '0'..='9' | '.' | '-') {
-            index += 1;
-        }
-        let run: String = chars[start..index].iter().collect();
-        let digits = run.chars().filter(char::is_ascii_digit).count();
-        let after_colon = start > 0 && chars[start - 1] == ':';
-        if digits == 11 && !after_colon {
-            out.push_str("<removed>");
-        } else {
-            out.push_str(&run);
-        }
+        index += 1;
     }
     out
+}
+
+/// Whether `before` ends with a clock time `HH:MM:SS`.
+fn is_clock(before: &[char]) -> bool {
+    let Some(clock) = before.len().checked_sub(8).map(|start| &before[start..]) else {
+        return false;
+    };
+    clock.iter().enumerate().all(|(i, c)| match i {
+        2 | 5 => *c == ':',
+        _ => c.is_ascii_digit(),
+    })
 }
 
 #[cfg(test)]
@@ -293,16 +306,33 @@ mod tests {
 
     #[test]
     fn national_numbers_are_scrubbed_in_every_spelling_and_the_rest_is_kept() {
-        let text = "card 85671599731 read; also 85.67.15-997.31, at 2026-11-23T10:15:00.123456789Z from 127.0.0.1:8099 v1.9.9";
-        let scrubbed = scrub(text);
-        assert!(!scrubbed.contains("85671599731"), "{scrubbed}");
-        assert!(!scrubbed.contains("997.31"), "{scrubbed}");
-        assert_eq!(scrubbed.matches("<removed>").count(), 2, "{scrubbed}");
-        assert!(
-            scrubbed.contains("2026-11-23T10:15:00.123456789Z"),
-            "{scrubbed}"
-        );
-        assert!(scrubbed.contains("127.0.0.1:8099 v1.9.9"), "{scrubbed}");
+        let spellings = [
+            "85671599731",
+            "85.67.15-997.31",
+            "85 67 15 997 31",
+            "８５６７１５９９７３１",
+            "3835363731353939373331",
+            "38:35:36:37:31:35:39:39:37:33:31",
+        ];
+        for spelling in spellings {
+            let text = format!(
+                "card {spelling} read at 2026-11-23T10:15:00.123456789Z from 127.0.0.1:8099 v1.9.9"
+            );
+            let scrubbed = scrub(&text);
+            assert_eq!(
+                scrubbed,
+                "card [redacted] read at 2026-11-23T10:15:00.123Z from 127.0.0.1:8099 v1.9.9",
+                "{spelling}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_clock_cannot_hide_a_national_number() {
+        // Eleven digits written as a time with a long fraction lose their end.
+        assert_eq!(scrub("at 85:67:15.99731 ok"), "at 85:67:15.997 ok");
+        assert_eq!(scrub("at 10:15:00.5Z"), "at 10:15:00.5Z");
+        assert_eq!(scrub("v1.2.3 and 12.5"), "v1.2.3 and 12.5");
     }
 
     #[test]

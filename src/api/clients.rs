@@ -159,6 +159,23 @@ impl Clients {
 mod tests {
     use super::*;
 
+    /// Found by mutation testing: an accumulator that XORs instead of ORs the differences
+    /// lets two equal differences cancel out, and a wrong digest would pass.
+    #[test]
+    fn digests_differing_anywhere_are_not_the_same() {
+        let a = [0u8; 32];
+        assert!(same(&a, &a));
+        let mut b = a;
+        b[0] = 1;
+        b[31] = 1;
+        assert!(!same(&a, &b), "two equal differences must not cancel");
+        for i in 0..32 {
+            let mut c = a;
+            c[i] = 0x80;
+            assert!(!same(&a, &c), "byte {i}");
+        }
+    }
+
     #[test]
     fn tokens_identify_clients_and_rates_are_limited() {
         let clients = Clients::new(vec![

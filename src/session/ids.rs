@@ -37,8 +37,7 @@ impl SessionIds {
         let mut bytes = Uuid::new_v4().into_bytes();
         let tag = self.tag(&bytes[..8]);
         bytes[8..].copy_from_slice(&tag);
-        set_v4_bits(&mut bytes);
-        Uuid::from_bytes(bytes)
+        as_v4(bytes)
     }
 
     /// Whether this run issued `id`.
@@ -46,16 +45,14 @@ impl SessionIds {
         let bytes = id.into_bytes();
         let mut expected = bytes;
         expected[8..].copy_from_slice(&self.tag(&bytes[..8]));
-        set_v4_bits(&mut expected);
         // Not secret-dependent timing worth guarding: a wrong guess only learns "404".
-        expected == bytes
+        as_v4(expected) == id
     }
 
+    /// The MAC of the id's first half, as issued (its version nibble already says 4: the
+    /// tag covers what the id shows).
     fn tag(&self, random: &[u8]) -> [u8; 8] {
-        let mut random = random.to_vec();
-        // The version nibble is fixed before tagging, so the tag covers what the id shows.
-        random[6] = (random[6] & 0x0f) | 0x40;
-        let mac = hmac::sign(&self.key, &random);
+        let mac = hmac::sign(&self.key, random);
         let mut tag = [0_u8; 8];
         tag.copy_from_slice(&mac.as_ref()[..8]);
         tag
@@ -68,9 +65,9 @@ impl Default for SessionIds {
     }
 }
 
-fn set_v4_bits(bytes: &mut [u8; 16]) {
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+/// The bytes as a UUID version 4 (its version and variant bits set).
+fn as_v4(bytes: [u8; 16]) -> Uuid {
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
 #[cfg(test)]

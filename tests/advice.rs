@@ -133,22 +133,24 @@ async fn advise_off_runtime(config: &Path) -> (Option<i32>, serde_json::Value) {
     .unwrap()
 }
 
+/// The `[upstream]` section for the mTLS test upstream.
+fn mtls_upstream(server: &Upstream, pki: &Pki) -> String {
+    format!(
+        "[upstream]\nkind = \"http\"\nurl = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\nca_bundle = \"{}\"\n",
+        server.url,
+        pki.client_cert.display(),
+        pki.client_key.display(),
+        pki.ca_bundle.display()
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_https_upstream_is_asked_over_mutual_tls() {
     upstream::install_crypto();
     let pki = Pki::new();
     let server = Upstream::start(&pki, Reply::Decide("eligible")).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[upstream]\nkind = \"http\"\nurl = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\nca_bundle = \"{}\"\n",
-            server.url,
-            pki.client_cert.display(),
-            pki.client_key.display(),
-            pki.ca_bundle.display()
-        ),
-    );
+    let config = write_config(dir.path(), &mtls_upstream(&server, &pki));
     let (code, report) = advise_off_runtime(&config).await;
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["decision"], "eligible");
@@ -190,16 +192,7 @@ async fn advice_json_prints_the_upstreams_reason_code_cleaned() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[upstream]\nkind = \"http\"\nurl = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\nca_bundle = \"{}\"\n",
-            server.url,
-            pki.client_cert.display(),
-            pki.client_key.display(),
-            pki.ca_bundle.display()
-        ),
-    );
+    let config = write_config(dir.path(), &mtls_upstream(&server, &pki));
     let (code, report) = advise_off_runtime(&config).await;
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["decision"], "eligible");

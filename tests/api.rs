@@ -117,6 +117,13 @@ impl Agent {
             .unwrap()
     }
 
+    /// `/metrics` as Prometheus scrapes it (the metrics scope).
+    async fn metrics(&self) -> String {
+        let response = self.get("/metrics", PROMETHEUS).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.http
             .get(format!("{}{path}", self.base))
@@ -716,14 +723,7 @@ async fn the_clerks_outcome_is_checked_recorded_announced_and_documented() {
     let announced = &events.iter().find(|(n, _)| n == "outcome").unwrap().1;
     assert_eq!(announced["session"], session.as_str());
     assert_eq!(announced["decision"], "granted");
-    let metrics = agent
-        .get("/metrics", PROMETHEUS)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = agent.metrics().await;
     assert!(
         metrics.contains(
             "beid_outcomes_total{use_case=\"uitpas-kansentarief\",advice=\"not_eligible\",decision=\"granted\",reason=\"recently_moved\"} 1"
@@ -998,14 +998,7 @@ async fn event_streams_are_capped_in_all() {
         agent.get("/v1/status", FULL).send().await.unwrap().status(),
         200
     );
-    let metrics = agent
-        .get("/metrics", PROMETHEUS)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = agent.metrics().await;
     assert!(metrics.contains("beid_api_event_streams 6"), "{metrics}");
     assert!(
         metrics.contains("beid_api_event_streams_refused_total{cap=\"agent\"} 2"),
@@ -1062,14 +1055,7 @@ async fn failed_authentication_backs_off_per_connection_and_in_all() {
         200
     );
 
-    let metrics = agent
-        .get("/metrics", PROMETHEUS)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = agent.metrics().await;
     let throttled: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("beid_api_auth_failures_total{status=\"429\"} "))

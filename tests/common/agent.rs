@@ -124,6 +124,18 @@ impl Launch {
     }
 }
 
+/// What the `ServedAgent::start…` helpers vary.
+#[derive(Default)]
+struct Options<'a> {
+    /// More roots of `fixtures/test-pki/` to trust.
+    more_roots: &'a [&'a str],
+    /// Where to listen; a free port when none.
+    port: Option<u16>,
+    /// A `config.d/` drop-in.
+    drop_in: Option<&'a str>,
+    launch: Launch,
+}
+
 /// A running `serve`; killed when dropped.
 pub struct ServedAgent {
     child: Child,
@@ -155,16 +167,11 @@ impl ServedAgent {
         more_roots: &[&str],
         extra: &str,
     ) -> Self {
-        Self::start_with(
-            pcscd,
-            upstream_url,
-            pki,
+        let options = Options {
             more_roots,
-            super::free_port(),
-            extra,
-            None,
-            &Launch::default(),
-        )
+            ..Options::default()
+        };
+        Self::start_with(pcscd, upstream_url, pki, extra, options)
     }
 
     /// As [`ServedAgent::start_trusting`], started as `launch` says.
@@ -176,17 +183,12 @@ impl ServedAgent {
         extra: &str,
         launch: &Launch,
     ) -> Self {
-        let port = super::free_port();
-        Self::start_with(
-            pcscd,
-            upstream_url,
-            pki,
+        let options = Options {
             more_roots,
-            port,
-            extra,
-            None,
-            launch,
-        )
+            launch: launch.clone(),
+            ..Options::default()
+        };
+        Self::start_with(pcscd, upstream_url, pki, extra, options)
     }
 
     /// As [`ServedAgent::start_trusting`], listening on `port`: a client's `origins` can then
@@ -199,46 +201,38 @@ impl ServedAgent {
         port: u16,
         extra: &str,
     ) -> Self {
-        Self::start_with(
-            pcscd,
-            upstream_url,
-            pki,
+        let options = Options {
             more_roots,
-            port,
-            extra,
-            None,
-            &Launch::default(),
-        )
+            port: Some(port),
+            ..Options::default()
+        };
+        Self::start_with(pcscd, upstream_url, pki, extra, options)
     }
 
     /// As [`ServedAgent::start`], as a kiosk: a `config.d/` drop-in sets the device's
     /// channel, as a city's configuration management would.
     pub fn start_kiosk(pcscd: &Pcscd, upstream_url: &str, pki: &Pki, extra: &str) -> Self {
-        let drop_in = "[device]\nchannel = \"kiosk\"\n";
-        let port = super::free_port();
-        Self::start_with(
-            pcscd,
-            upstream_url,
-            pki,
-            &[],
-            port,
-            extra,
-            Some(drop_in),
-            &Launch::default(),
-        )
+        let options = Options {
+            drop_in: Some("[device]\nchannel = \"kiosk\"\n"),
+            ..Options::default()
+        };
+        Self::start_with(pcscd, upstream_url, pki, extra, options)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn start_with(
         pcscd: &Pcscd,
         upstream_url: &str,
         pki: &Pki,
-        more_roots: &[&str],
-        port: u16,
         extra: &str,
-        drop_in: Option<&str>,
-        launch: &Launch,
+        options: Options,
     ) -> Self {
+        let Options {
+            more_roots,
+            port,
+            drop_in,
+            launch,
+        } = options;
+        let port = port.unwrap_or_else(super::free_port);
         let dir = tempfile::tempdir().unwrap();
         if let Some(drop_in) = drop_in {
             std::fs::create_dir(dir.path().join("config.d")).unwrap();
@@ -267,7 +261,7 @@ impl ServedAgent {
             ),
         )
         .unwrap();
-        Self::serve_launched(pcscd, dir, port, launch)
+        Self::serve_launched(pcscd, dir, port, &launch)
     }
 
     /// Serves `dir/config.toml` (which listens on `port`) on `pcscd`, state in `dir/state`.

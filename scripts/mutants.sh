@@ -64,7 +64,8 @@ for group in "${groups[@]}"; do
   IFS='|' read -r name _ _ _ <<<"$group"
   out="$root/mutants.out/$name/mutants.out"
   [ -d "$out" ] || continue
-  count() { [ -f "$out/$1" ] && grep -c . "$out/$1" || echo 0; }
+  # grep -c prints 0 and fails on an empty file: one number either way.
+  count() { local n=0; [ -f "$out/$1" ] && n=$(grep -c . "$out/$1" || true); echo "${n:-0}"; }
   total=$(( $(count caught.txt) + $(count missed.txt) + $(count timeout.txt) + $(count unviable.txt) ))
   printf '%-10s %8s %7s %7s %8s %9s\n' "$name" "$total" "$(count caught.txt)" \
     "$(count missed.txt)" "$(count timeout.txt)" "$(count unviable.txt)"

@@ -735,3 +735,21 @@ fn the_contract_document_describes_the_types_that_speak_it() {
         &serde_json::json!(["eligible", "not_eligible", "unknown"])
     );
 }
+
+/// The fleet's certificate alerts rest on this: the client certificate's not-after from the
+/// start, the server's from the first verified handshake.
+#[tokio::test]
+async fn both_certificates_expiries_are_known_once_seen() {
+    install_crypto();
+    let pki = Pki::new();
+    let upstream = Upstream::start(&pki, Reply::Decide("eligible")).await;
+    let service = HttpAdviceService::new(&settings(&pki, &upstream)).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let before = service.certificate_expiry();
+    assert!(before.client.is_some_and(|at| at > now), "{before:?}");
+    assert_eq!(before.server, None, "no handshake yet");
+    assert_eq!(ask(&service).await.decision(), Decision::Eligible);
+    let after = service.certificate_expiry();
+    assert_eq!(after.client, before.client);
+    assert!(after.server.is_some_and(|at| at > now), "{after:?}");
+}

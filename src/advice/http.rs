@@ -234,7 +234,7 @@ impl HttpAdviceService {
             let wait = match failure.retry {
                 Retry::No => return Err(failure),
                 Retry::After(wait) => wait,
-                Retry::Backoff => self.backoff(attempt),
+                Retry::Backoff => backoff(self.retry_backoff, attempt, random_fraction()),
             };
             if Instant::now() + wait >= deadline {
                 tracing::debug!(
@@ -253,10 +253,6 @@ impl HttpAdviceService {
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        backoff(self.retry_backoff, attempt, random_fraction())
     }
 
     async fn attempt(
@@ -319,7 +315,7 @@ impl HttpAdviceService {
         );
         for attempt in 0..OUTCOME_ATTEMPTS {
             if let Some(before) = attempt.checked_sub(1) {
-                tokio::time::sleep(self.backoff(before)).await;
+                tokio::time::sleep(backoff(self.retry_backoff, before, random_fraction())).await;
             }
             let send = self
                 .client

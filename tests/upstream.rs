@@ -753,3 +753,42 @@ async fn both_certificates_expiries_are_known_once_seen() {
     assert_eq!(after.client, before.client);
     assert!(after.server.is_some_and(|at| at > now), "{after:?}");
 }
+
+/// The body limit is exact, both where the Content-Length announces the size and where the
+/// body streams without one: `max_body_bytes` are read, one more byte is too large.
+#[tokio::test]
+async fn a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_too_large() {
+    const LIMIT: usize = 4096;
+    for streamed in [false, true] {
+        let limited = |settings: &mut HttpSettings| settings.max_body_bytes = LIMIT;
+        let padded = |len| Reply::Padded { len, streamed };
+        let (advice, _upstream) = one_question(padded(LIMIT), limited).await;
+        assert_eq!(advice.decision(), Decision::Eligible, "streamed {streamed}");
+        let (advice, _upstream) = one_question(padded(LIMIT + 1), limited).await;
+        assert_unknown(&advice, Reason::UpstreamTooLarge);
+    }
+}
+
+/// An announced size past the limit is refused before reading: a body that would take
+/// longer than the question's whole budget to arrive is still `too large`, not a timeout.
+#[tokio::test]
+async fn an_announced_oversized_body_is_refused_without_reading_it() {
+    let (advice, _upstream) = one_question(
+        Reply::Drip {
+            len: 64 * 1024,
+            every: Duration::from_secs(1),
+        },
+        |settings| settings.max_body_bytes = 16 * 1024,
+    )
+    .await;
+    assert_unknown(&advice, Reason::UpstreamTooLarge);
+}
+
+/// Questions negotiate HTTP/2 where the upstream offers it (one connection multiplexes a
+/// counter's questions); only the health probe keeps to HTTP/1.1.
+#[tokio::test]
+async fn questions_use_http2_where_the_upstream_offers_it() {
+    let (advice, upstream) = one_question(Reply::Decide("eligible"), |_| {}).await;
+    assert_eq!(advice.decision(), Decision::Eligible);
+    assert_eq!(upstream.versions(), [axum::http::Version::HTTP_2]);
+}

@@ -735,6 +735,15 @@ mod tests {
     use super::*;
     use crate::advice::Decision;
 
+    /// The log says where a malformed answer broke (the body itself is never logged).
+    #[test]
+    fn a_malformed_answer_says_where_it_broke() {
+        let failure = parse_answer(b"{\"requestId\": 12,\n", Uuid::nil()).unwrap_err();
+        assert_eq!(failure.reason, Reason::UpstreamMalformed);
+        let detail = failure.detail.expect("a detail for the log");
+        assert!(detail.contains("error at line 1 column"), "{detail}");
+    }
+
     #[test]
     fn endpoint_keeps_the_base_path_and_refuses_what_it_must() {
         let url = |s: &str| Url::parse(s).unwrap();

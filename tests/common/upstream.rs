@@ -241,6 +241,9 @@ pub enum Reply {
     Stream { len: usize },
     /// 200 with `len` bytes and a Content-Length.
     Large { len: usize },
+    /// 200 with an `eligible` answer padded with spaces to exactly `len` bytes: with a
+    /// Content-Length, or (`streamed`) in two chunks without one.
+    Padded { len: usize, streamed: bool },
     /// 200 on a status registered in a card system, as the city's gateway answers from
     /// UiTPAS: basis `registered_status`; `not_eligible` with reasonCode `not_registered`.
     Registered(&'static str),
@@ -254,6 +257,8 @@ struct Shared {
     handshake_failures: AtomicUsize,
     bodies: Mutex<Vec<Bytes>>,
     content_types: Mutex<Vec<String>>,
+    /// Every question's HTTP version.
+    versions: Mutex<Vec<axum::http::Version>>,
     /// Outcomes received: the path's request id and the body.
     outcomes: Mutex<Vec<(String, serde_json::Value)>>,
     /// Statuses to answer the next outcomes with (then 204).
@@ -352,6 +357,11 @@ impl Upstream {
     pub fn content_types(&self) -> Vec<String> {
         self.shared.content_types.lock().unwrap().clone()
     }
+
+    /// Every question's HTTP version.
+    pub fn versions(&self) -> Vec<axum::http::Version> {
+        self.shared.versions.lock().unwrap().clone()
+    }
 }
 
 impl Drop for Upstream {
@@ -405,10 +415,12 @@ async fn take_outcome(
 
 async fn answer(
     State(shared): State<Arc<Shared>>,
+    version: axum::http::Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
     shared.hits.fetch_add(1, Ordering::SeqCst);
+    shared.versions.lock().unwrap().push(version);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -486,6 +498,30 @@ async fn answer(
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(vec![b' '; len]))
             .unwrap(),
+        Reply::Padded { len, streamed } => {
+            let mut body = serde_json::to_vec(&serde_json::json!({
+                "requestId": request_id,
+                "decision": "eligible",
+            }))
+            .unwrap();
+            assert!(body.len() < len / 2, "room for two chunks");
+            body.resize(len, b' ');
+            let response = Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/json");
+            if streamed {
+                let second = body.split_off(len / 2);
+                let chunks = [
+                    Ok::<_, Infallible>(Bytes::from(body)),
+                    Ok(Bytes::from(second)),
+                ];
+                response
+                    .body(Body::from_stream(futures_util::stream::iter(chunks)))
+                    .unwrap()
+            } else {
+                response.body(Body::from(body)).unwrap()
+            }
+        }
         Reply::Registered(decision) => json(serde_json::json!({
             "requestId": request_id,
             "decision": decision,

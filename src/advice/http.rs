@@ -735,6 +735,25 @@ mod tests {
     use super::*;
     use crate::advice::Decision;
 
+    /// A transport failure is logged with every source, outermost first.
+    #[test]
+    fn an_error_chain_names_every_source() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("connect failed")
+            }
+        }
+        impl StdError for Outer {
+            fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let error = Outer(std::io::Error::other("refused"));
+        assert_eq!(error_chain(&error), "connect failed: refused");
+    }
+
     /// The log says where a malformed answer broke (the body itself is never logged).
     #[test]
     fn a_malformed_answer_says_where_it_broke() {
@@ -766,7 +785,10 @@ mod tests {
         for bad in [
             "http://rules.example",
             "https://user:pw@rules.example",
+            "https://user@rules.example",
+            "https://:pw@rules.example",
             "https://rules.example/?x=1",
+            "https://rules.example/#part",
         ] {
             assert!(endpoint(&url(bad)).is_err(), "{bad}");
         }

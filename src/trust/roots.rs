@@ -212,6 +212,35 @@ mod tests {
     use crate::trust::test_support::fixture;
     use time::macros::date;
 
+    /// Configured roots come from files, DER or PEM, beside the production ones.
+    #[test]
+    fn a_root_file_adds_its_anchor_to_the_store_it_extends() {
+        let store = TrustStore::production()
+            .with_extra_root_file(&fixture("test-pki/gen-root-ca4.der"))
+            .unwrap();
+        let names: Vec<&str> = store.anchors().map(Anchor::name).collect();
+        assert_eq!(names.len(), 6, "{names:?}");
+        assert!(names.contains(&"Belgium Root CA4"), "{names:?}");
+        assert!(names.contains(&"beid-agent TEST Root CA4"), "{names:?}");
+        let missing = TrustStore::empty().with_extra_root_file(&fixture("test-pki/nothing.der"));
+        assert!(missing.is_err());
+    }
+
+    /// An anchor in a log or a panic says which root it is, without its DER bytes.
+    #[test]
+    fn an_anchor_debugs_as_its_name_and_validity() {
+        let store = TrustStore::production();
+        let anchor = store.anchors().next().unwrap();
+        let text = format!("{anchor:?}");
+        assert!(text.starts_with("Anchor {"), "{text}");
+        assert!(
+            text.contains(&format!("name: {:?}", anchor.name())),
+            "{text}"
+        );
+        assert!(text.contains("not_after"), "{text}");
+        assert!(!text.contains("subject_der"), "{text}");
+    }
+
     #[test]
     fn production_roots_all_parse_into_five_anchor_keys() {
         let mut store = TrustStore::empty();

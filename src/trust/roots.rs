@@ -226,6 +226,42 @@ mod tests {
         assert!(missing.is_err());
     }
 
+    /// Re-issues merge only when both the subject and the key are the same: another key
+    /// under a known root's name is another anchor, never a wider one.
+    #[test]
+    fn a_root_merges_only_with_the_same_subject_and_key() {
+        let root = |key: &rcgen::KeyPair, name: &str| {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.self_signed(key).unwrap().der().to_vec()
+        };
+        let (one, other) = (
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap(),
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap(),
+        );
+        let store = [
+            root(&one, "Twin Root"),
+            root(&other, "Twin Root"),
+            root(&one, "Other Name"),
+            root(&one, "Twin Root"),
+        ]
+        .iter()
+        .fold(TrustStore::empty(), |store, der| {
+            store.with_extra_root(der).unwrap()
+        });
+        let anchors: Vec<(&str, usize)> = store
+            .anchors()
+            .map(|a| (a.name(), a.certificates()))
+            .collect();
+        assert_eq!(
+            anchors,
+            [("Twin Root", 2), ("Twin Root", 1), ("Other Name", 1)]
+        );
+    }
+
     /// An anchor in a log or a panic says which root it is, without its DER bytes.
     #[test]
     fn an_anchor_debugs_as_its_name_and_validity() {

@@ -220,6 +220,38 @@ mod tests {
     use crate::trust::test_support::{card_file, card_issue_date, fixture, test_store};
     use time::macros::date;
 
+    /// A root made here (P-384) vouches for an RRN certificate it issued, and the verdict's
+    /// Debug names the subject, the root and the verdict (never the DER).
+    #[test]
+    fn a_root_made_here_vouches_for_its_rrn_certificate() {
+        let key = || rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let (root_key, rrn_key) = (key(), key());
+        let mut root = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        root.distinguished_name
+            .push(rcgen::DnType::CommonName, "Made Here Root");
+        root.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let root_cert = root.self_signed(&root_key).unwrap();
+        let mut rrn = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        rrn.distinguished_name
+            .push(rcgen::DnType::CommonName, "RRN");
+        let rrn_cert = rrn.signed_by(&rrn_key, &root_cert, &root_key).unwrap();
+        let store = TrustStore::empty()
+            .with_extra_root(root_cert.der())
+            .unwrap();
+        let today = time::OffsetDateTime::now_utc().date();
+        let verified = verify_rrn_certificate(&store, rrn_cert.der(), today).unwrap();
+        assert!(verified.trusted());
+        assert_eq!(verified.root(), Some("Made Here Root"));
+        let debugged = format!("{verified:?}");
+        assert!(debugged.contains("subject: \"CN=RRN\""), "{debugged}");
+        assert!(
+            debugged.contains("root: Some(\"Made Here Root\")"),
+            "{debugged}"
+        );
+        assert!(debugged.contains("trusted: true"), "{debugged}");
+        assert!(!debugged.contains("der:"), "{debugged}");
+    }
+
     #[test]
     fn alice_cards_are_trusted_with_the_test_root() {
         for card in ["alice-2009", "alice-2010"] {

@@ -208,6 +208,28 @@ mod optional_date {
 mod tests {
     use super::*;
 
+    /// The codes the agent logs, counts and shows are the contract's JSON values.
+    #[test]
+    fn every_code_is_its_json_value() {
+        let json = |value: serde_json::Value| value.as_str().unwrap().to_owned();
+        for channel in [Channel::Counter, Channel::Kiosk] {
+            let value = json(serde_json::to_value(channel).unwrap());
+            assert_eq!(channel.as_str(), value);
+            assert_eq!(channel.to_string(), value);
+        }
+        for decision in [StaffDecision::Granted, StaffDecision::NotGranted] {
+            assert_eq!(
+                decision.code(),
+                json(serde_json::to_value(decision).unwrap())
+            );
+        }
+        for basis in [Basis::EntitlementRule, Basis::RegisteredStatus] {
+            let code = basis.code();
+            assert_eq!(code, json(serde_json::to_value(basis).unwrap()));
+        }
+        assert_eq!(Basis::Unspecified.code(), "unspecified");
+    }
+
     fn number() -> NationalNumber {
         // Month 61: no INSZ uses it, so this is nobody's number.
         NationalNumber::parse(b"85613003318").unwrap()

@@ -129,6 +129,9 @@ mod tests {
     #[test]
     fn a_wrong_check_digit_is_invalid() {
         assert_eq!(nn("85073003329").checksum(), Checksum::Invalid);
+        assert!(!Checksum::Invalid.is_valid());
+        assert!(Checksum::ValidBefore2000.is_valid());
+        assert!(Checksum::Valid2000OrLater.is_valid());
     }
 
     #[test]

@@ -156,6 +156,8 @@ mod tests {
             "８５ ６１ ３０ ０３３ １８",
             "3835363133303033333138",
             "38 35 36 31 33 30 30 33 33 31 38",
+            // Bytes listed as in a hex dump: only the hex reading sees a number here.
+            "38, 35, 36, 31, 33, 30, 30, 33, 33, 31, 38",
             "856130033189999",
         ] {
             let text = format!("reason: {spelling} (check)");

@@ -754,6 +754,31 @@ mod tests {
         assert_eq!(error_chain(&error), "connect failed: refused");
     }
 
+    /// Only rustls' alert text in an `InvalidData` error (h2's copy of a rustls error) is a
+    /// rejection by the server: other invalid data, or an alert's text in another kind of
+    /// error, is not a TLS failure at all.
+    #[test]
+    fn only_a_tls_alert_in_invalid_data_reads_as_rejected() {
+        use std::io::{Error, ErrorKind};
+        let alert = "received fatal alert: CertificateRequired";
+        let h2_copy = Error::new(ErrorKind::InvalidData, alert);
+        assert_eq!(find_tls_error(&h2_copy), Some(Reason::UpstreamTlsRejected));
+        let rustls_alert = Error::new(
+            ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired),
+        );
+        assert_eq!(
+            find_tls_error(&rustls_alert),
+            Some(Reason::UpstreamTlsRejected)
+        );
+        let rustls_other = Error::new(ErrorKind::InvalidData, rustls::Error::DecryptError);
+        assert_eq!(find_tls_error(&rustls_other), Some(Reason::UpstreamTls));
+        let bad_chunk = Error::new(ErrorKind::InvalidData, "invalid chunk size line");
+        assert_eq!(find_tls_error(&bad_chunk), None);
+        let alert_elsewhere = Error::new(ErrorKind::ConnectionReset, alert);
+        assert_eq!(find_tls_error(&alert_elsewhere), None);
+    }
+
     /// The log says where a malformed answer broke (the body itself is never logged).
     #[test]
     fn a_malformed_answer_says_where_it_broke() {

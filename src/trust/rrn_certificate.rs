@@ -222,8 +222,9 @@ mod tests {
 
     /// A root made here (P-384) vouches for an RRN certificate it issued, and the verdict's
     /// Debug names the subject, the root and the verdict (never the DER).
-    #[test]
-    fn a_root_made_here_vouches_for_its_rrn_certificate() {
+    /// A P-384 root made here, the store trusting it, and an RRN certificate it issued with
+    /// `usages` (no key-usage extension when empty).
+    fn made_here(usages: &[rcgen::KeyUsagePurpose]) -> (TrustStore, Vec<u8>) {
         let key = || rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
         let (root_key, rrn_key) = (key(), key());
         let mut root = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -234,12 +235,24 @@ mod tests {
         let mut rrn = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         rrn.distinguished_name
             .push(rcgen::DnType::CommonName, "RRN");
+        if !usages.is_empty() {
+            rrn.key_usages = usages.to_vec();
+            // rcgen 0.13 writes extensions (key usage among them) only when one of a few
+            // others is asked for; an explicit "not a CA" is one, and true of an RRN cert.
+            rrn.is_ca = rcgen::IsCa::ExplicitNoCa;
+        }
         let rrn_cert = rrn.signed_by(&rrn_key, &root_cert, &root_key).unwrap();
         let store = TrustStore::empty()
             .with_extra_root(root_cert.der())
             .unwrap();
+        (store, rrn_cert.der().to_vec())
+    }
+
+    #[test]
+    fn a_root_made_here_vouches_for_its_rrn_certificate() {
+        let (store, rrn_cert) = made_here(&[]);
         let today = time::OffsetDateTime::now_utc().date();
-        let verified = verify_rrn_certificate(&store, rrn_cert.der(), today).unwrap();
+        let verified = verify_rrn_certificate(&store, &rrn_cert, today).unwrap();
         assert!(verified.trusted());
         assert_eq!(verified.root(), Some("Made Here Root"));
         let debugged = format!("{verified:?}");
@@ -250,6 +263,30 @@ mod tests {
         );
         assert!(debugged.contains("trusted: true"), "{debugged}");
         assert!(!debugged.contains("der:"), "{debugged}");
+    }
+
+    /// The National Register signs with its RRN key: a key usage, when the certificate
+    /// states one, must allow signing (digital signature or non-repudiation, either does).
+    #[test]
+    fn an_rrn_certificate_must_be_allowed_to_sign() {
+        use rcgen::KeyUsagePurpose::{ContentCommitment, DigitalSignature, KeyEncipherment};
+        let today = time::OffsetDateTime::now_utc().date();
+        for usages in [
+            &[DigitalSignature][..],
+            &[ContentCommitment],
+            &[DigitalSignature, ContentCommitment],
+        ] {
+            let (store, cert) = made_here(usages);
+            let verified = verify_rrn_certificate(&store, &cert, today);
+            assert!(verified.is_ok_and(|v| v.trusted()), "{usages:?}");
+        }
+        let (store, cert) = made_here(&[KeyEncipherment]);
+        assert!(matches!(
+            verify_rrn_certificate(&store, &cert, today),
+            Err(TrustError::UnsuitableCertificate {
+                reason: "RRN certificate key usage does not allow signatures"
+            })
+        ));
     }
 
     #[test]

@@ -374,6 +374,50 @@ mod tests {
         assert!(Schedule::new(datetime!(2025-03-01 08:00 UTC), Duration::from_secs(59)).is_err());
     }
 
+    /// The bounds `docs/audit.md` states, written out here rather than taken from the
+    /// constants, so that a wrong constant fails.
+    #[test]
+    fn epoch_lengths_run_from_a_minute_to_a_day_and_default_to_a_quarter_hour() {
+        let start = datetime!(2025-03-01 08:00 UTC);
+        assert_eq!(DEFAULT_EPOCH, Duration::from_secs(900));
+        for seconds in [60, 900, 86_400] {
+            let schedule = Schedule::new(start, Duration::from_secs(seconds)).unwrap();
+            assert_eq!(schedule.length(), Duration::from_secs(seconds));
+            assert_eq!(
+                schedule.epoch_of(start + Duration::from_secs(seconds)),
+                Some(1)
+            );
+        }
+        for seconds in [59, 86_401] {
+            assert_eq!(
+                Schedule::new(start, Duration::from_secs(seconds)),
+                Err(SealingError::EpochLength),
+                "{seconds} s"
+            );
+        }
+        assert_eq!(
+            Schedule::new(start, Duration::from_millis(60_500)),
+            Err(SealingError::EpochLength)
+        );
+    }
+
+    /// A schedule runs a century of 366-day years (3 162 240 000 s), its last second
+    /// included; a clock past that is wrong, not an epoch.
+    #[test]
+    fn a_schedule_ends_a_century_after_its_start() {
+        let schedule = Schedule::new(datetime!(2025-03-01 08:00 UTC), MAX_EPOCH).unwrap();
+        let span = 100 * 366 * 86_400;
+        let last = datetime!(2025-03-01 08:00 UTC) + Duration::from_secs(span);
+        assert_eq!(schedule.epoch_of(last), Some(100 * 366));
+        assert_eq!(schedule.epoch_of(last + Duration::from_secs(1)), None);
+    }
+
+    #[test]
+    fn a_sealing_key_shows_its_epoch_and_never_its_bytes() {
+        let key = SealingKey::new(3, Zeroizing::new([0xab; 32]));
+        assert_eq!(format!("{key:?}"), "SealingKey(epoch 3, ..)");
+    }
+
     #[test]
     fn keys_evolve_as_documented_and_only_forward() {
         let verification = key();

@@ -5,7 +5,7 @@
 //! They run in private namespaces (network, mount, PID; a user namespace when not root),
 //! so the README's fixed addresses and paths are used as written without touching the
 //! machine: the agent listens on 127.0.0.1:8099 of a network of its own, `/tmp` is a
-//! private tmpfs (the demo token, the agent's state), a pcscd of its own serves vpcd's
+//! private tmpfs (the demo token, the agent's state; a checkout under /tmp is bound in), a pcscd of its own serves vpcd's
 //! readers on Debian's ports 35963/35964 at the usual `/run/pcscd` socket, and when the test
 //! ends every process it started ends with the namespace.
 //!
@@ -149,7 +149,22 @@ wait_for() {{
   done
 }}
 ip link set lo up || fail "no loopback in the private network"
+# The private /tmp hides the host's; a checkout (and so this script's folder) that lives
+# under /tmp is bound back in through a handle on the host's /tmp opened first (taken as
+# it is: mount would otherwise resolve the handle to its name, the private /tmp).
+exec 3</tmp
 mount -t tmpfs -o mode=1777 tmpfs /tmp || fail "cannot mount a private /tmp"
+for path in '{root}' "$work"; do
+  case "$path" in
+    /tmp/?*)
+      top=${{path#/tmp/}}; top=${{top%%/*}}
+      [ -e "/tmp/$top" ] && continue
+      mkdir "/tmp/$top" && mount --no-canonicalize --bind "/proc/self/fd/3/$top" "/tmp/$top" ||
+        {{ echo "cannot reach $path under the private /tmp" >&2; exit 0; }}
+      ;;
+  esac
+done
+exec 3<&-
 mkdir -p /run/pcscd && mount -t tmpfs tmpfs /run/pcscd || fail "cannot mount a private /run/pcscd"
 export XDG_RUNTIME_DIR=/tmp/runtime
 mkdir -m 0700 "$XDG_RUNTIME_DIR"
@@ -240,7 +255,8 @@ fn every_command_block_of_the_readme_runs_as_written() {
         "the README's commands name target/debug/beid-agent: run the tests without CARGO_TARGET_DIR"
     );
 
-    // The namespace's files: outside /tmp, which the driver replaces.
+    // The namespace's files (the driver keeps them reachable when the checkout is under
+    // /tmp, which it replaces).
     let work = tempfile::Builder::new()
         .prefix("readme-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -315,7 +331,8 @@ fn every_command_block_of_the_readme_runs_as_written() {
     assert_eq!(
         banner_labels(&banner),
         banner_labels(example),
-        "the README shows the banner scripts/run.sh prints:\n{banner}"
+        "the README shows the banner scripts/run.sh prints:\n{banner}\ndriver: {}",
+        read("driver.err")
     );
     assert!(token_file(&banner).is_some(), "{banner}");
     let mut outputs = Vec::new();

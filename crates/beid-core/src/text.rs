@@ -158,6 +158,8 @@ mod tests {
             "38 35 36 31 33 30 30 33 33 31 38",
             // Bytes listed as in a hex dump: only the hex reading sees a number here.
             "38, 35, 36, 31, 33, 30, 30, 33, 33, 31, 38",
+            // The same dump in two-byte words: each word is hex for two digits.
+            "3835, 3631, 3330, 3033, 3331, 38",
             "856130033189999",
         ] {
             let text = format!("reason: {spelling} (check)");

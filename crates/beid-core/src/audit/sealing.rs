@@ -478,6 +478,10 @@ mod tests {
         let parsed: VerificationKey = text.parse().unwrap();
         assert_eq!(parsed.key_id(), verification.key_id());
         assert_eq!(parsed.schedule(), verification.schedule());
+        assert_eq!(
+            format!("{parsed:?}"),
+            format!("VerificationKey(key id {})", verification.key_id())
+        );
         assert!(!format!("{parsed:?}").contains("0707"));
         for bad in [
             "",

@@ -22,6 +22,7 @@ const OTHER_CITIZEN: &str = "90622712333";
 mod attacker;
 mod sealed;
 mod threats;
+mod wording;
 
 /// 2025-03-03 08:00 UTC: when the tests' clocks start (and sealing is set up).
 const T0: OffsetDateTime = time::macros::datetime!(2025-03-03 08:00 UTC);
@@ -887,7 +888,15 @@ fn a_crash_during_the_very_first_record_is_sealed() {
 fn more_debris_than_a_crash_leaves_is_refused() {
     let fixture = Fixture::new();
     fill(&fixture.open(), 2);
-    fixture.append_raw(&vec![b'x'; MAX_RECOVERED + 1]);
+    fixture.append_raw(&vec![b'x'; MAX_RECOVERED]);
+    let report = fixture.verify();
+    assert_eq!(
+        report.verdict(),
+        Verdict::IntactUpToPartialTail,
+        "as much as a crash may leave: {report}"
+    );
+    assert!(report.is_intact());
+    fixture.append_raw(b"x");
     assert!(matches!(
         AuditLog::open(&fixture.log, &fixture.secret),
         Err(AuditError::Inconsistent {
@@ -895,7 +904,9 @@ fn more_debris_than_a_crash_leaves_is_refused() {
             ..
         })
     ));
-    assert_eq!(fixture.verify().verdict(), Verdict::Broken);
+    let report = fixture.verify();
+    assert_eq!(report.verdict(), Verdict::Broken);
+    assert!(!report.is_intact());
 }
 
 #[test]

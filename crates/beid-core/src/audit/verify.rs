@@ -560,3 +560,62 @@ impl fmt::Display for VerifyReport {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::record::Sha256;
+
+    /// Links 0..=last, each linked to the one before, except where `prev` says otherwise.
+    fn chain(last: u64, prev: impl Fn(u64) -> Option<Sha256>) -> Vec<Link> {
+        let hash = |seq: u64| Sha256::of(&seq.to_be_bytes());
+        (0..=last)
+            .map(|seq| Link {
+                seq,
+                hash: hash(seq),
+                prev: prev(seq).unwrap_or_else(|| hash(seq.wrapping_sub(1))),
+                at: OffsetDateTime::UNIX_EPOCH,
+                line: seq + 1,
+                offset: 0,
+                end: 0,
+                kind: LinkKind::Content,
+            })
+            .collect()
+    }
+
+    fn head_at(links: &[Link], seq: u64) -> HeadFile {
+        HeadFile::Present(ChainHead {
+            seq,
+            hash: links[seq as usize].hash,
+        })
+    }
+
+    /// The head may lag the log by exactly one record, and only when that record links to
+    /// it: a crash between the append and the head's replacement leaves no other state.
+    #[test]
+    fn the_head_may_lag_by_one_linked_record_only() {
+        let intact = chain(5, |_| None);
+        assert_eq!(
+            check_head(&intact, head_at(&intact, 5)),
+            Ok(HeadStatus::Matches)
+        );
+        assert_eq!(
+            check_head(&intact, head_at(&intact, 4)),
+            Ok(HeadStatus::LagsByOne)
+        );
+        let stale = check_head(&intact, head_at(&intact, 3)).unwrap_err();
+        assert_eq!(
+            stale.problem,
+            Problem::HeadStale {
+                head_seq: 3,
+                last_seq: 5
+            }
+        );
+        // The last record names another predecessor than the one the head names.
+        let relinked = chain(5, |seq| (seq == 5).then(|| Sha256::of(b"elsewhere")));
+        assert!(check_head(&relinked, head_at(&relinked, 4)).is_err());
+        // Two behind, with the last record forged to link to the head's.
+        let forged = chain(5, |seq| (seq == 5).then(|| Sha256::of(&3u64.to_be_bytes())));
+        assert!(check_head(&forged, head_at(&forged, 3)).is_err());
+    }
+}

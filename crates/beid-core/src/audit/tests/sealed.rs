@@ -212,6 +212,24 @@ fn a_crash_between_a_seal_and_its_sealing_state_is_caught_up() {
     assert_intact(&fixture.audit());
 }
 
+/// A running agent's records since its last seal are pending, not a finding, until the
+/// epoch they are dated in ends.
+#[test]
+fn a_running_agents_records_since_the_last_seal_are_pending() {
+    let fixture = Fixture::sealed();
+    let _running = morning(&fixture);
+    let report = fixture.audit();
+    assert_intact(&report);
+    assert_eq!(
+        report.unsealed,
+        Some(Pending {
+            first_seq: 14,
+            records: 3,
+            since: T0.replace_time(time::Time::from_hms(9, 14, 0).unwrap()),
+        })
+    );
+}
+
 #[test]
 fn a_partial_line_after_the_last_seal_is_sealed_as_crash_debris() {
     let fixture = Fixture::sealed();

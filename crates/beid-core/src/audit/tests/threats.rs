@@ -319,3 +319,49 @@ fn every_file_of_the_log_is_private_to_the_agent() {
         assert_eq!(mode, 0o600, "{}", file.display());
     }
 }
+
+/// U6 with a seal: an epoch seal made with the stolen key after the stop seal is no
+/// restart (only a start seal is), so it is reported as written after the stop.
+#[test]
+fn an_epoch_seal_forged_after_the_stop_is_no_restart() {
+    let fixture = stopped_day();
+    let key = attacker::steal_key(&fixture);
+    let mut lines = lines(&fixture.bytes());
+    let prev = attacker::hash_of(lines.last().unwrap());
+    let seq = lines.len() as u64;
+    let at = "2025-03-03T09:25:00Z";
+    lines.push(attacker::seal_line(&key, seq, at, SealReason::Epoch, &prev));
+    attacker::write(&fixture, &lines);
+
+    let report = fixture.verify();
+    assert_eq!(kinds(&report), ["after_stop"], "{report}");
+    assert_eq!(finding(&report, "after_stop").seq, Some(seq));
+}
+
+/// Records after the last seal, dated before the current key's epoch, were written after
+/// their own key was erased; one dated at the very start of the current epoch was not.
+#[test]
+fn unsealed_records_dated_before_the_keys_epoch_were_sealed_late() {
+    let redated = |at: &str| {
+        let fixture = Fixture::sealed();
+        drop(morning(&fixture));
+        let mut lines = lines(&fixture.bytes());
+        // Seq 14, the first record after the seal of epoch 3, in epoch 4 (09:00-09:15).
+        lines[14] = attacker::redate(&lines[14], at);
+        attacker::rehash_from(&mut lines, 14);
+        attacker::write(&fixture, &lines);
+        fixture.verify_as(true, false)
+    };
+    let report = redated("2025-03-03T08:59:59Z");
+    assert_eq!(kinds(&report), ["sealed_late"], "{report}");
+    assert_eq!(
+        finding(&report, "sealed_late").problem,
+        Problem::SealedLate {
+            records: 1,
+            dated: 3,
+            sealed: 4
+        }
+    );
+    let report = redated("2025-03-03T09:00:00Z");
+    assert!(report.findings.is_empty(), "{report}");
+}

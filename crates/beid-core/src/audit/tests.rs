@@ -909,6 +909,18 @@ fn more_debris_than_a_crash_leaves_is_refused() {
     assert!(!report.is_intact());
 }
 
+/// A record missing, and the next one there twice: the gap is a deletion (the duplicate
+/// after it is no sign of reordering).
+#[test]
+fn a_gap_followed_by_a_duplicate_is_a_deletion() {
+    let (log, head) = template();
+    let mut lines = lines(log);
+    lines.remove(3);
+    lines.insert(4, lines[3].clone());
+    let report = verify_bytes_with_head(&lines.concat(), Some(head));
+    assert_eq!(problem(&report), (Some(3), Problem::Deleted { missing: 1 }));
+}
+
 #[test]
 fn a_garbage_line_in_the_middle_is_not_taken_for_debris() {
     let (log, head) = template();
@@ -938,7 +950,57 @@ fn bytes_written_behind_the_agents_back_are_sealed_and_reported() {
     assert!(report.problem.is_none(), "the chain itself holds: {report}");
     let kinds: Vec<_> = report.findings.iter().map(|f| &f.problem).collect();
     assert_eq!(kinds, [&Problem::ForeignBytes { offset, length: 8 }]);
-    assert_eq!(report.findings[0].seq, Some(2));
+    // The finding points at the agent's foreign_bytes record: line 4, after the two
+    // records, the injected bytes and the newline the agent added to them.
+    let found = &report.findings[0];
+    assert_eq!(
+        (found.seq, found.line, found.offset),
+        (Some(2), Some(4), Some(offset + 9))
+    );
+}
+
+/// The foreign_bytes record must follow the bytes it seals at once: a line slipped in
+/// between is neither sealed nor hidden.
+#[test]
+fn a_line_slipped_between_foreign_bytes_and_their_seal_is_reported() {
+    let fixture = Fixture::new();
+    let log = fixture.open();
+    fill(&log, 2);
+    fixture.append_raw(b"injected");
+    fill(&log, 1);
+    let mut lines = lines(&fixture.bytes());
+    assert_eq!(lines[2], b"injected\n");
+    lines.insert(3, b"slipped in\n".to_vec());
+    let report = verify_bytes_with_head(&lines.concat(), None);
+    assert_eq!(report.verdict(), Verdict::Broken, "{report}");
+    let problem = report
+        .problem
+        .as_ref()
+        .expect("the chain breaks at the bytes");
+    assert_eq!((problem.seq, problem.line), (Some(2), Some(3)), "{report}");
+}
+
+/// Foreign bytes up to the limit (16 MiB), without a newline of their own, are sealed:
+/// the seal then starts one byte past the limit.
+#[test]
+fn foreign_bytes_of_the_largest_size_are_sealed() {
+    let fixture = Fixture::new();
+    let log = fixture.open();
+    fill(&log, 2);
+    let offset = fixture.bytes().len() as u64;
+    fixture.append_raw(&vec![b'x'; MAX_FOREIGN]);
+    fill(&log, 1);
+    let report = fixture.verify();
+    assert!(report.problem.is_none(), "{report}");
+    let length = MAX_FOREIGN as u64;
+    assert_eq!(
+        report
+            .findings
+            .iter()
+            .map(|f| &f.problem)
+            .collect::<Vec<_>>(),
+        [&Problem::ForeignBytes { offset, length }]
+    );
 }
 
 #[test]

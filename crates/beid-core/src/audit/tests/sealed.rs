@@ -212,6 +212,34 @@ fn a_crash_between_a_seal_and_its_sealing_state_is_caught_up() {
     assert_intact(&fixture.audit());
 }
 
+/// The same power cut after a clean stop: the next start finds the stop seal after the one
+/// the state names, and takes the log as ending exactly there (no byte after it is
+/// foreign).
+#[test]
+fn a_crash_between_the_stop_seal_and_its_sealing_state_is_caught_up() {
+    let fixture = Fixture::sealed();
+    let log = morning(&fixture);
+    let state_before = fs::read(fixture.seal_state()).unwrap();
+    fixture.at(9, 20);
+    log.close().unwrap();
+    fs::write(fixture.seal_state(), state_before).unwrap();
+
+    fixture.at(9, 40);
+    let log = fixture.open();
+    visit(&log, Decision::Eligible);
+    log.close().unwrap();
+    assert_eq!(
+        &seals(&fixture)[4..],
+        [
+            (17, "epoch".into(), 4),
+            (18, "stop".into(), 5),
+            (19, "start".into(), 5),
+            (23, "stop".into(), 6)
+        ]
+    );
+    assert_intact(&fixture.audit());
+}
+
 /// A running agent's records since its last seal are pending, not a finding, until the
 /// epoch they are dated in ends.
 #[test]

@@ -200,6 +200,23 @@ fn attack_4_a_forged_advice_appended_while_the_agent_runs_is_detected() {
     assert_eq!(fixture.audit().findings.len(), 1);
 }
 
+/// U7, then the agent crashes before its next seal: the next start walks from the last
+/// seal again, meets the forged record (well formed, linked) and the agent's foreign_bytes
+/// record that names it, and takes the forged bytes as sealed, not as the chain.
+#[test]
+fn a_forged_advice_sealed_as_foreign_survives_a_crash_as_foreign() {
+    let fixture = Fixture::sealed();
+    let log = morning(&fixture);
+    attacker::append_forged_advice(&fixture);
+    visit(&log, Decision::Eligible);
+    drop(log);
+    fixture.at(9, 30);
+    fixture.open().close().unwrap();
+    let report = fixture.audit();
+    assert_eq!(kinds(&report), ["foreign_bytes"], "{report}");
+    assert_eq!(finding(&report, "foreign_bytes").seq, Some(17));
+}
+
 /// U8: with the key read after the stop (the stop seal leaves it at its epoch), forge a
 /// whole start-to-stop run dated in that epoch. The seals verify: only the journal, which
 /// never saw them, tells.

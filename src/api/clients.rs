@@ -210,6 +210,19 @@ mod tests {
         assert_eq!(admitted, 50);
     }
 
+    /// `admit`, which the server calls with the real clock, spends the client's bucket:
+    /// with no refill, a burst of two admits two requests and refuses the third, whatever
+    /// the time (found by mutation testing: an `admit` that always said yes survived).
+    #[test]
+    fn admit_spends_the_clients_bucket() {
+        let token = "a-long-token-for-the-pos-client-0001";
+        let clients = Clients::new(vec![Client::new("pos", token, vec![Scope::Advice], vec![])])
+            .with_rate_limit(0.0, 2.0);
+        let pos = clients.authenticate(token).unwrap();
+        let admitted: Vec<bool> = (0..3).map(|_| clients.admit(&pos)).collect();
+        assert_eq!(admitted, [true, true, false]);
+    }
+
     #[test]
     fn a_replaced_list_is_judged_at_once_and_the_rate_limits_carry_on() {
         let old = "a-long-token-for-the-pos-client-0001";

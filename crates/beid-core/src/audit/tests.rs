@@ -933,17 +933,24 @@ fn a_garbage_line_in_the_middle_is_not_taken_for_debris() {
     ));
 }
 
+/// Two records, then `bytes` appended behind the running agent's back, then one more record
+/// (which makes the agent seal them as foreign). Returns the log and where the bytes start.
+fn foreign_bytes_while_running(bytes: &[u8]) -> (Fixture, u64) {
+    let fixture = Fixture::new();
+    let log = fixture.open();
+    fill(&log, 2);
+    let offset = fixture.bytes().len() as u64;
+    fixture.append_raw(bytes);
+    fill(&log, 1);
+    (fixture, offset)
+}
+
 /// Someone appends to the file while the agent runs: the agent notices the length, keeps
 /// the bytes where they are, names them in a `foreign_bytes` record before its next record,
 /// and `verify` reports them: a crash never leaves bytes while the agent runs.
 #[test]
 fn bytes_written_behind_the_agents_back_are_sealed_and_reported() {
-    let fixture = Fixture::new();
-    let log = fixture.open();
-    fill(&log, 2);
-    let offset = fixture.bytes().len() as u64;
-    fixture.append_raw(b"injected");
-    fill(&log, 1);
+    let (fixture, offset) = foreign_bytes_while_running(b"injected");
     let report = fixture.verify();
     assert_eq!(report.verdict(), Verdict::Broken, "{report}");
     assert_eq!((report.records, report.recovered.len()), (4, 0));
@@ -963,11 +970,7 @@ fn bytes_written_behind_the_agents_back_are_sealed_and_reported() {
 /// between is neither sealed nor hidden.
 #[test]
 fn a_line_slipped_between_foreign_bytes_and_their_seal_is_reported() {
-    let fixture = Fixture::new();
-    let log = fixture.open();
-    fill(&log, 2);
-    fixture.append_raw(b"injected");
-    fill(&log, 1);
+    let (fixture, _) = foreign_bytes_while_running(b"injected");
     let mut lines = lines(&fixture.bytes());
     assert_eq!(lines[2], b"injected\n");
     lines.insert(3, b"slipped in\n".to_vec());
@@ -984,12 +987,7 @@ fn a_line_slipped_between_foreign_bytes_and_their_seal_is_reported() {
 /// the seal then starts one byte past the limit.
 #[test]
 fn foreign_bytes_of_the_largest_size_are_sealed() {
-    let fixture = Fixture::new();
-    let log = fixture.open();
-    fill(&log, 2);
-    let offset = fixture.bytes().len() as u64;
-    fixture.append_raw(&vec![b'x'; MAX_FOREIGN]);
-    fill(&log, 1);
+    let (fixture, offset) = foreign_bytes_while_running(&vec![b'x'; MAX_FOREIGN]);
     let report = fixture.verify();
     assert!(report.problem.is_none(), "{report}");
     let length = MAX_FOREIGN as u64;

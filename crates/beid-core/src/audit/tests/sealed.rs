@@ -185,24 +185,36 @@ fn a_crash_is_sealed_at_the_next_start_with_the_key_of_its_epoch() {
     assert_intact(&fixture.audit());
 }
 
-/// A power cut after a seal reached the disk but before the sealing state was replaced: the
-/// next start finds the newer seal after the one the state names, and catches the key up.
-#[test]
-fn a_crash_between_a_seal_and_its_sealing_state_is_caught_up() {
+/// [`morning`], then at 09:20 `last_seal` writes a seal and the power is cut before the
+/// sealing state is replaced (the state still names the seal before it); the agent starts
+/// again at 09:40, serves a visit and stops. Returns the seals from the fifth on.
+fn crash_before_the_sealing_state_is_replaced(
+    last_seal: impl FnOnce(AuditLog),
+) -> (Fixture, Vec<(u64, String, u64)>) {
     let fixture = Fixture::sealed();
     let log = morning(&fixture);
     let state_before = fs::read(fixture.seal_state()).unwrap();
     fixture.at(9, 20);
-    log.seal_due().unwrap().unwrap();
-    drop(log);
+    last_seal(log);
     fs::write(fixture.seal_state(), state_before).unwrap();
 
     fixture.at(9, 40);
     let log = fixture.open();
     visit(&log, Decision::Eligible);
     log.close().unwrap();
+    let seals = seals(&fixture).split_off(4);
+    (fixture, seals)
+}
+
+/// A power cut after a seal reached the disk but before the sealing state was replaced: the
+/// next start finds the newer seal after the one the state names, and catches the key up.
+#[test]
+fn a_crash_between_a_seal_and_its_sealing_state_is_caught_up() {
+    let (fixture, seals) = crash_before_the_sealing_state_is_replaced(|log| {
+        log.seal_due().unwrap().unwrap();
+    });
     assert_eq!(
-        &seals(&fixture)[4..],
+        seals,
         [
             (17, "epoch".into(), 4),
             (18, "start".into(), 5),
@@ -217,19 +229,11 @@ fn a_crash_between_a_seal_and_its_sealing_state_is_caught_up() {
 /// foreign).
 #[test]
 fn a_crash_between_the_stop_seal_and_its_sealing_state_is_caught_up() {
-    let fixture = Fixture::sealed();
-    let log = morning(&fixture);
-    let state_before = fs::read(fixture.seal_state()).unwrap();
-    fixture.at(9, 20);
-    log.close().unwrap();
-    fs::write(fixture.seal_state(), state_before).unwrap();
-
-    fixture.at(9, 40);
-    let log = fixture.open();
-    visit(&log, Decision::Eligible);
-    log.close().unwrap();
+    let (fixture, seals) = crash_before_the_sealing_state_is_replaced(|log| {
+        log.close().unwrap();
+    });
     assert_eq!(
-        &seals(&fixture)[4..],
+        seals,
         [
             (17, "epoch".into(), 4),
             (18, "stop".into(), 5),

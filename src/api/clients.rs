@@ -218,6 +218,7 @@ mod tests {
         let token = "a-long-token-for-the-pos-client-0001";
         let clients = Clients::new(vec![Client::new("pos", token, vec![Scope::Advice], vec![])])
             .with_rate_limit(0.0, 2.0);
+        // Test code: the token was configured two lines up; a `None` fails the test.
         let pos = clients.authenticate(token).unwrap();
         let admitted: Vec<bool> = (0..3).map(|_| clients.admit(&pos)).collect();
         assert_eq!(admitted, [true, true, false]);

@@ -252,6 +252,8 @@ mod tests {
     fn a_root_made_here_vouches_for_its_rrn_certificate() {
         let (store, rrn_cert) = made_here(&[]);
         let today = time::OffsetDateTime::now_utc().date();
+        // Test code: the certificate was issued just now by the store's root; an error
+        // fails the test, which is what it asserts.
         let verified = verify_rrn_certificate(&store, &rrn_cert, today).unwrap();
         assert!(verified.trusted());
         assert_eq!(verified.root(), Some("Made Here Root"));
